@@ -1,0 +1,126 @@
+"""Documents by id: the `DocumentStore` protocol and its MongoDB implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from functions.core.errors import StoreUnavailable
+
+
+class DocumentStore(Protocol):
+    """What summary and indexing need from a document database."""
+
+    def upsert(self, scene: str, documents: Sequence[Mapping[str, Any]]) -> None:
+        """Insert or replace documents by their `id`."""
+
+    def get(self, scene: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Documents found among `ids`, keyed by id (missing ids are absent)."""
+
+    def count(self, scene: str) -> int:
+        """Number of documents in the scene."""
+
+    def missing_ids(self, scene: str, ids: Sequence[str]) -> list[str]:
+        """The subset of `ids` the scene does not hold."""
+
+    def delete(self, scene: str, ids: Sequence[str]) -> None:
+        """Remove documents by id."""
+
+    def drop(self, scene: str) -> None:
+        """Remove every document of the scene."""
+
+
+class MongoDocumentStore:
+    """MongoDB over the wire with pymongo: the local server, Atlas or DocumentDB alike."""
+
+    def __init__(
+        self, uri: str, database: str, *, collection_prefix: str = "", timeout_s: float = 3.0
+    ) -> None:
+        from pymongo import MongoClient
+
+        timeout_ms = int(timeout_s * 1000)
+        # connect=False: the process starts (and answers 503) even while MongoDB is down.
+        self._client: Any = MongoClient(
+            uri,
+            connect=False,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=timeout_ms * 4,
+            timeoutMS=timeout_ms * 4,
+            appname="mmsearch",
+        )
+        self._db = self._client[database]
+        self._prefix = collection_prefix
+
+    def _collection(self, scene: str) -> Any:
+        return self._db[f"{self._prefix}{scene}"]
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        from pymongo.errors import ConnectionFailure, PyMongoError
+
+        try:
+            yield
+        except ConnectionFailure as exc:
+            raise StoreUnavailable(f"MongoDB is unreachable during {action}: {exc}") from exc
+        except PyMongoError as exc:
+            if getattr(exc, "timeout", False):
+                raise StoreUnavailable(f"MongoDB timed out during {action}: {exc}") from exc
+            raise
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the server answers."""
+        with self._guard("ping"):
+            self._client.admin.command("ping")
+
+    def upsert(self, scene: str, documents: Sequence[Mapping[str, Any]]) -> None:
+        from pymongo import ReplaceOne
+
+        if not documents:
+            return
+        operations = [
+            ReplaceOne({"_id": str(d["id"])}, _to_mongo(d), upsert=True) for d in documents
+        ]
+        with self._guard("upsert"):
+            self._collection(scene).bulk_write(operations, ordered=False)
+
+    def get(self, scene: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self._guard("get"):
+            cursor = self._collection(scene).find({"_id": {"$in": list(ids)}})
+            return {str(d["_id"]): _from_mongo(d) for d in cursor}
+
+    def count(self, scene: str) -> int:
+        with self._guard("count"):
+            return int(self._collection(scene).count_documents({}))
+
+    def missing_ids(self, scene: str, ids: Sequence[str]) -> list[str]:
+        found: set[str] = set()
+        with self._guard("missing_ids"):
+            for start in range(0, len(ids), 1000):
+                chunk = list(ids[start : start + 1000])
+                cursor = self._collection(scene).find({"_id": {"$in": chunk}}, {"_id": 1})
+                found.update(str(d["_id"]) for d in cursor)
+        return [i for i in ids if i not in found]
+
+    def delete(self, scene: str, ids: Sequence[str]) -> None:
+        with self._guard("delete"):
+            self._collection(scene).delete_many({"_id": {"$in": list(ids)}})
+
+    def drop(self, scene: str) -> None:
+        with self._guard("drop"):
+            self._collection(scene).drop()
+
+
+def _to_mongo(document: Mapping[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in document.items() if k != "id"}
+    return {"_id": str(document["id"]), **body}
+
+
+def _from_mongo(document: Mapping[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in document.items() if k != "_id"}
+    return {"id": str(document["_id"]), **body}

@@ -1,0 +1,67 @@
+"""FastAPI plumbing shared by the three functions: one error shape, one mapping to status codes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from functions.core.errors import ServiceError
+from functions.core.schemas import ErrorBody
+
+log = logging.getLogger("mmsearch")
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 404, 413, 422, 500, 503)
+}
+
+
+def error_response(
+    status: int, code: str, message: str, retry_after_s: int | None = None
+) -> JSONResponse:
+    """The one error body: `{"error": {"code", "message"}}`, with Retry-After when retryable."""
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s else None
+    body = {"error": {"code": code, "message": message}}
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def describe_validation_error(exc: RequestValidationError) -> tuple[int, str, str]:
+    """Status, code and a short message naming the offending fields (never echoing input)."""
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return 400, "malformed_json", "request body is not valid JSON"
+    parts = []
+    for error in errors[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{location}: {error.get('msg', 'invalid')}")
+    return 422, "invalid_request", "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every failure to the error body; unexpected ones become a 500 without internals."""
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        if exc.status >= 500:
+            log.warning("%s: %s", exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.retry_after_s)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        status, code, message = describe_validation_error(exc)
+        return error_response(status, code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal", "internal error; it has been logged")
+
+
+def create_api(title: str, description: str) -> FastAPI:
+    """A FastAPI app with the shared error handling installed."""
+    app = FastAPI(title=title, description=description, version="0.1.0")
+    install_error_handlers(app)
+    return app

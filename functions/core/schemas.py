@@ -1,0 +1,79 @@
+"""Request and response bodies of the public API (they cross process boundaries)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FilterValue = str | list[str]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbedRequest(_Body):
+    """Texts to turn into vectors."""
+
+    texts: list[str] = Field(min_length=1, max_length=64)
+
+
+class EmbedResponse(BaseModel):
+    model: str
+    dim: int
+    vectors: list[list[float]]
+
+
+class SearchRequest(_Body):
+    """A query against one scene."""
+
+    scene: str = Field("qa", min_length=1, max_length=64)
+    query: str = Field(description="Free text; normalised before embedding.")
+    top_k: int = Field(10, ge=1, le=100)
+    user_id: str | None = Field(None, max_length=256)
+    filters: dict[str, FilterValue] | None = Field(
+        None, description="Field -> value (or any of a list of values), AND-ed."
+    )
+
+
+class Hit(BaseModel):
+    id: str
+    score: float = Field(description="Similarity from the matcher (cosine, higher is closer).")
+    document: dict[str, Any] | None = Field(description="None when the document is missing.")
+
+
+class Timings(BaseModel):
+    preprocess: float
+    match: float
+    rank: float
+    summary: float
+    total: float
+
+
+class SearchResponse(BaseModel):
+    scene: str
+    hits: list[Hit]
+    timings_ms: Timings
+
+
+class DocumentsRequest(_Body):
+    """Documents of one scene, by id."""
+
+    scene: str = Field("qa", min_length=1, max_length=64)
+    ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class DocumentsResponse(BaseModel):
+    scene: str
+    documents: list[dict[str, Any]]
+    missing: list[str]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

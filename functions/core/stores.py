@@ -1,0 +1,42 @@
+"""Builds the stores named by `Settings` (the one place that knows which backend is in use)."""
+
+from __future__ import annotations
+
+from functions.core.document_store import MongoDocumentStore
+from functions.core.errors import StoreUnavailable
+from functions.core.scenes import Scene
+from functions.core.settings import Settings
+from functions.core.vector_store import MilvusVectorStore
+
+
+def open_vector_store(settings: Settings) -> MilvusVectorStore:
+    """Milvus Lite under home, or the Milvus server / Zilliz Cloud at `milvus_uri`."""
+    uri = settings.resolved_milvus_uri
+    if settings.milvus_uri is None:
+        settings.home.joinpath("milvus").mkdir(parents=True, exist_ok=True)
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+    return MilvusVectorStore(
+        uri,
+        token,
+        timeout_s=settings.store_timeout_s,
+        index_type=settings.index_type,
+        nlist=settings.nlist,
+        nprobe=settings.nprobe,
+    )
+
+
+def open_document_store(settings: Settings) -> MongoDocumentStore:
+    """MongoDB at `mongo_uri` (the local server's URI when running embedded)."""
+    if settings.mongo_uri is None:
+        raise StoreUnavailable("MMSEARCH_MONGO_URI is not set and no local server was started")
+    return MongoDocumentStore(
+        settings.mongo_uri.get_secret_value(),
+        settings.mongo_database,
+        collection_prefix=settings.collection_prefix,
+        timeout_s=settings.store_timeout_s,
+    )
+
+
+def collection_name(settings: Settings, scene: Scene) -> str:
+    """The Milvus collection that holds a scene's vectors."""
+    return f"{settings.collection_prefix}{scene.name}"
