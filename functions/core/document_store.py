@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 from functions.core.errors import StoreUnavailable
 
+FINGERPRINT = "_fingerprint"
+
 
 class DocumentStore(Protocol):
     """What summary and indexing need from a document database."""
@@ -23,6 +25,9 @@ class DocumentStore(Protocol):
 
     def missing_ids(self, scene: str, ids: Sequence[str]) -> list[str]:
         """The subset of `ids` the scene does not hold."""
+
+    def fingerprints(self, scene: str, ids: Sequence[str]) -> dict[str, str]:
+        """The stored `_fingerprint` of each of `ids` that has one (what indexing wrote)."""
 
     def delete(self, scene: str, ids: Sequence[str]) -> None:
         """Remove documents by id."""
@@ -107,6 +112,13 @@ class MongoDocumentStore:
                 found.update(str(d["_id"]) for d in cursor)
         return [i for i in ids if i not in found]
 
+    def fingerprints(self, scene: str, ids: Sequence[str]) -> dict[str, str]:
+        with self._guard("fingerprints"):
+            cursor = self._collection(scene).find(
+                {"_id": {"$in": list(ids)}}, {"_id": 1, FINGERPRINT: 1}
+            )
+            return {str(d["_id"]): str(d[FINGERPRINT]) for d in cursor if FINGERPRINT in d}
+
     def delete(self, scene: str, ids: Sequence[str]) -> None:
         with self._guard("delete"):
             self._collection(scene).delete_many({"_id": {"$in": list(ids)}})
@@ -122,5 +134,6 @@ def _to_mongo(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _from_mongo(document: Mapping[str, Any]) -> dict[str, Any]:
-    body = {k: v for k, v in document.items() if k != "_id"}
+    # Fields starting with "_" are bookkeeping (the id, the fingerprint), not content.
+    body = {k: v for k, v in document.items() if not k.startswith("_")}
     return {"id": str(document["_id"]), **body}

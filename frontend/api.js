@@ -1,0 +1,87 @@
+// Client for the mmsearch HTTP API; the only module that talks to the server.
+
+const CONFIG_URL = new URL("config.json", import.meta.url);
+
+let baseUrlPromise = null;
+
+/** Resolve the API base URL from config.json once; "" (same origin) if it cannot be read. */
+function apiBaseUrl() {
+  if (baseUrlPromise === null) {
+    baseUrlPromise = fetch(CONFIG_URL, { cache: "no-cache" })
+      .then((response) => (response.ok ? response.json() : {}))
+      .then((config) => (typeof config.apiBaseUrl === "string" ? config.apiBaseUrl : ""))
+      .catch(() => "")
+      .then((url) => url.replace(/\/+$/, ""));
+  }
+  return baseUrlPromise;
+}
+
+/** An API failure the page can show: `code` and `message` from the server, HTTP `status` (0 if none). */
+export class ApiError extends Error {
+  constructor({ code, message, status = 0, retryAfter = null }) {
+    super(message);
+    this.name = "ApiError";
+    this.code = code;
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function readJson(response) {
+  try {
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+function retryAfterSeconds(response) {
+  const seconds = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
+}
+
+function errorFromResponse(response, body) {
+  const detail = body && typeof body === "object" ? body.error ?? {} : {};
+  return new ApiError({
+    code: typeof detail.code === "string" ? detail.code : `http_${response.status}`,
+    // API Gateway's own errors carry a top-level "message" instead of "error".
+    message:
+      (typeof detail.message === "string" && detail.message) ||
+      (typeof body?.message === "string" && body.message) ||
+      response.statusText ||
+      `Request failed with status ${response.status}`,
+    status: response.status,
+    retryAfter: retryAfterSeconds(response),
+  });
+}
+
+/**
+ * Search a scene and return `{hits, timings_ms}`.
+ * Throws ApiError for non-2xx answers, unreadable bodies and network failures.
+ */
+export async function search({ scene, query, topK = 10, signal } = {}) {
+  const url = `${await apiBaseUrl()}/v1/search`;
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ scene, query, top_k: topK }),
+      signal,
+    });
+  } catch (cause) {
+    if (cause?.name === "AbortError") throw cause;
+    throw new ApiError({ code: "network_error", message: "Could not reach the search service." });
+  }
+
+  const body = await readJson(response);
+  if (!response.ok) throw errorFromResponse(response, body);
+  if (!body || !Array.isArray(body.hits)) {
+    throw new ApiError({
+      code: "bad_response",
+      message: "The search service sent an unreadable answer.",
+      status: response.status,
+    });
+  }
+  return { hits: body.hits, timings_ms: body.timings_ms ?? {} };
+}

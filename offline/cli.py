@@ -1,0 +1,229 @@
+"""The `mmsearch` command line: export, index, serve, eval and demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from functions.core.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def export(
+    model: Annotated[str | None, typer.Option(help="HF model id or local folder.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+    force: Annotated[bool, typer.Option(help="Re-export even if the folder is complete.")] = False,
+) -> None:
+    """Export a sentence encoder to ONNX with its tokenizer, checking parity with PyTorch."""
+    settings = Settings()
+    target = out or settings.resolved_model_dir
+    if _ensure_export(model, target, force) is False:
+        raise typer.Exit(1)
+
+
+def _ensure_export(model: str | None, target: Path, force: bool) -> bool:
+    from functions.core.manifest import ModelManifest
+    from offline.export import ExportError, export_text_model
+
+    if not force and (target / "manifest.json").exists():
+        manifest = ModelManifest.read(target)
+        console.print(f"model already exported: {target} ({manifest.name}, dim {manifest.dim})")
+        return True
+    with _progress() as progress:
+        task = progress.add_task("export", total=100)
+
+        def on_stage(stage: str, fraction: float) -> None:
+            progress.update(task, description=f"export: {stage}", completed=fraction * 100)
+
+        try:
+            manifest = export_text_model(model, target, progress=on_stage)
+        except ExportError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            return False
+    parity = manifest.parity
+    console.print(
+        f"exported {manifest.name} to {target}: dim {manifest.dim}, "
+        f"parity on {parity.sentences} sentences max|diff| {parity.max_abs_diff:.2e}, "
+        f"min cosine {parity.min_cosine:.7f}"
+    )
+    return True
+
+
+@app.command()
+def index(
+    input: Annotated[Path, typer.Option(help="JSON lines file or BEIR folder.")],
+    scene: Annotated[str, typer.Option(help="Scene to index into.")] = "qa",
+    batch_size: Annotated[int, typer.Option(min=1, help="Documents per write.")] = 256,
+    strict: Annotated[bool, typer.Option(help="Stop if any record is invalid.")] = False,
+) -> None:
+    """Embed a corpus and upsert it into Milvus and MongoDB, then verify both stores."""
+    from offline.local_mongo import embedded_stores
+
+    with embedded_stores(Settings()) as settings:
+        _index(settings, input, scene, batch_size, strict)
+
+
+def _index(settings: Settings, path: Path, scene_name: str, batch_size: int, strict: bool) -> None:
+    from functions.core.encoder import TextEncoder
+    from functions.core.errors import ServiceError
+    from functions.core.scenes import get_scene
+    from functions.core.stores import collection_name, open_document_store, open_vector_store
+    from offline.corpus import read_corpus
+    from offline.indexer import Indexer, IndexVerificationError
+
+    try:
+        scene = get_scene(scene_name)
+        corpus = read_corpus(path)
+    except (ServiceError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    for record in corpus.invalid[:20]:
+        console.print(f"[yellow]line {record.line}:[/yellow] {record.reason}")
+    if corpus.invalid:
+        console.print(f"[yellow]{len(corpus.invalid)} invalid records[/yellow]")
+        if strict:
+            raise _fail("--strict: nothing was indexed", 2)
+    encoder = TextEncoder.load(settings.resolved_model_dir, threads=settings.encoder_threads)
+    vectors, documents = open_vector_store(settings), open_document_store(settings)
+    indexer = Indexer(
+        encoder,
+        vectors,
+        documents,
+        batch_size=batch_size,
+        encode_batch_size=settings.encode_batch_size,
+    )
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"index {scene.name}", total=len(corpus.documents))
+            report = indexer.run(
+                scene,
+                collection_name(settings, scene),
+                corpus.documents,
+                lambda n: progress.advance(task, n),
+            )
+    except (IndexVerificationError, ServiceError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        vectors.close()
+        documents.close()
+    console.print(
+        f"indexed {report.input_docs} documents into {report.collection} in {report.seconds:.1f} s "
+        f"({report.embedded} embedded, {report.skipped_unchanged} unchanged); "
+        f"Milvus {report.vectors}, MongoDB {report.documents}"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Run the three functions and the page in one local server."""
+    from offline.local_mongo import embedded_stores
+
+    with embedded_stores(Settings()) as settings:
+        _serve(settings, host, port)
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from functions.composed.app import create_app
+    from functions.core.errors import ServiceError
+
+    try:
+        asgi = create_app(settings, static_dir=FRONTEND_DIR)
+    except ServiceError as exc:
+        raise _fail(f"{exc}. Run `mmsearch export` (or `make demo`) first.") from None
+    console.print(f"serving on [bold]http://{host}:{port}[/bold] (API docs at /docs)")
+    uvicorn.run(asgi, host=host, port=port, log_level="warning")
+
+
+@app.command("eval")
+def evaluate(
+    beir: Annotated[Path, typer.Option(help="BEIR folder (corpus, queries, qrels).")],
+    top_k: Annotated[int, typer.Option(min=1, max=100)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Last line: one JSON object.")] = False,
+    reference: Annotated[
+        bool, typer.Option(help="Also score sentence-transformers exact search, same model.")
+    ] = False,
+) -> None:
+    """Index a BEIR folder into throwaway collections and score the real search path."""
+    from offline.evaluate import evaluate_reference, evaluate_search
+    from offline.local_mongo import embedded_stores
+
+    with embedded_stores(Settings()) as settings, _progress() as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        metrics = evaluate_search(settings, beir, top_k=top_k, progress=on_progress)
+    result: dict[str, object] = dict(metrics.as_json())
+    if reference:
+        from functions.core.manifest import ModelManifest
+        from offline.export import source_of
+
+        source = source_of(ModelManifest.read(settings.resolved_model_dir))
+        result["reference"] = evaluate_reference(source, beir, top_k=top_k).as_json()
+    if as_json:
+        print(json.dumps(result))
+    else:
+        console.print_json(json.dumps(result))
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    no_serve: Annotated[bool, typer.Option(help="Build everything, do not serve.")] = False,
+) -> None:
+    """Export the default model, index the WordNet demo corpus, serve the page."""
+    from offline.demo_corpus import DemoCorpusMissing, ensure_demo_corpus
+    from offline.local_mongo import embedded_stores
+
+    base = Settings()
+    if not _ensure_export(None, base.resolved_model_dir, force=False):
+        raise typer.Exit(1)
+    try:
+        corpus = ensure_demo_corpus(base.home / "corpora" / "wordnet.jsonl")
+    except DemoCorpusMissing as exc:
+        raise _fail(str(exc)) from None
+    with embedded_stores(base) as settings:
+        _index(settings, corpus, "qa", batch_size=256, strict=True)
+        if not no_serve:
+            _serve(settings, "127.0.0.1", port)
+
+
+def main() -> None:
+    """Entry point of the `mmsearch` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

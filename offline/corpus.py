@@ -1,0 +1,114 @@
+"""Reading corpora: JSON lines of QA documents, or BEIR folders, validated with line numbers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from functions.core.vector_store import FILTER_MAX_VALUES, FILTER_VALUE_MAX_LENGTH, ID_MAX_LENGTH
+
+
+class QADocument(BaseModel):
+    """One document of the `qa` scene."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
+    question: str = ""
+    answer: str = ""
+    category: list[str] = Field(default_factory=list, max_length=FILTER_MAX_VALUES)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("category")
+    @classmethod
+    def _short_categories(cls, value: list[str]) -> list[str]:
+        if any(len(c) > FILTER_VALUE_MAX_LENGTH for c in value):
+            raise ValueError(f"categories are limited to {FILTER_VALUE_MAX_LENGTH} characters")
+        return value
+
+
+@dataclass(frozen=True)
+class InvalidRecord:
+    """A line that could not be indexed, and why."""
+
+    line: int
+    reason: str
+
+
+@dataclass
+class Corpus:
+    """Valid documents in input order, plus the lines that were refused."""
+
+    documents: list[QADocument]
+    invalid: list[InvalidRecord]
+
+
+def corpus_file(path: Path) -> Path:
+    """The JSON-lines file behind `path`: the file itself, or a BEIR folder's corpus.jsonl."""
+    if path.is_dir():
+        candidate = path / "corpus.jsonl"
+        if not candidate.exists():
+            raise FileNotFoundError(f"{path} is a folder without corpus.jsonl (BEIR format)")
+        return candidate
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    return path
+
+
+def _from_beir(raw: dict[str, Any]) -> dict[str, Any]:
+    # BEIR: {_id, title, text}; the title plays the question's part, the text the answer's.
+    if "_id" not in raw:
+        return raw
+    return {"id": raw["_id"], "question": raw.get("title") or "", "answer": raw.get("text") or ""}
+
+
+def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | InvalidRecord]]:
+    """(line number, raw record or the reason it is unreadable) for each non-blank line."""
+    with corpus_file(path).open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, InvalidRecord(number, f"not JSON: {exc.msg}")
+                continue
+            if not isinstance(raw, dict):
+                yield number, InvalidRecord(number, "not a JSON object")
+                continue
+            yield number, _from_beir(raw)
+
+
+def read_corpus(path: Path) -> Corpus:
+    """Validate every line; duplicate ids are refused (the first occurrence is kept)."""
+    documents: list[QADocument] = []
+    invalid: list[InvalidRecord] = []
+    seen: dict[str, int] = {}
+    for number, raw in iter_records(path):
+        if isinstance(raw, InvalidRecord):
+            invalid.append(raw)
+            continue
+        try:
+            document = QADocument.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "record"
+            invalid.append(InvalidRecord(number, f"{where}: {first['msg']}"))
+            continue
+        if document.id in seen:
+            invalid.append(
+                InvalidRecord(number, f"duplicate id {document.id!r} (line {seen[document.id]})")
+            )
+            continue
+        seen[document.id] = number
+        documents.append(document)
+    return Corpus(documents, invalid)

@@ -1,0 +1,131 @@
+"""The demo corpus: WordNet 3.0 glosses as a "describe it, find the word" question/answer set.
+
+Each synset becomes one record: its words are the question, its gloss the answer. The data comes
+from Debian's ``wordnet-base`` package, © 2006 Princeton University, under the "WordNet3.0"
+licence (as named in /usr/share/doc/wordnet-base/copyright): a permissive, BSD-like licence that
+allows use, copying, modification and distribution provided the copyright notice and disclaimer
+are kept on all copies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+WORDNET_DIR = Path("/usr/share/wordnet")
+
+# (data file suffix, part-of-speech name), in the order records are yielded.
+POS_FILES: tuple[tuple[str, str], ...] = (
+    ("noun", "noun"),
+    ("verb", "verb"),
+    ("adj", "adjective"),
+    ("adv", "adverb"),
+)
+
+# WordNet's lexnames table, indexed by lex_filenum; used when the dir has no `lexnames` file.
+LEXNAMES: tuple[str, ...] = (
+    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
+    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event",
+    "noun.feeling", "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object",
+    "noun.person", "noun.phenomenon", "noun.plant", "noun.possession", "noun.process",
+    "noun.quantity", "noun.relation", "noun.shape", "noun.state", "noun.substance", "noun.time",
+    "verb.body", "verb.change", "verb.cognition", "verb.communication", "verb.competition",
+    "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion",
+    "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather",
+    "adj.ppl",
+)  # fmt: skip
+
+# Syntactic markers on adjectives: (a) attributive, (p) predicative, (ip) immediately postnominal.
+_ADJ_MARKER = re.compile(r"\((?:a|p|ip)\)$")
+
+
+class DemoCorpusMissing(Exception):
+    """The WordNet data files the demo corpus is built from are not installed."""
+
+    def __init__(self, wordnet_dir: Path) -> None:
+        super().__init__(
+            f"WordNet data files not found in {wordnet_dir}: "
+            "run `apt-get install wordnet-base` (or `make demo`, which installs it)."
+        )
+
+
+def data_files(wordnet_dir: Path = WORDNET_DIR) -> list[Path]:
+    """Return the four WordNet data files, raising DemoCorpusMissing if any is absent."""
+    paths = [wordnet_dir / f"data.{suffix}" for suffix, _ in POS_FILES]
+    if not all(path.is_file() for path in paths):
+        raise DemoCorpusMissing(wordnet_dir)
+    return paths
+
+
+def read_lexnames(wordnet_dir: Path = WORDNET_DIR) -> dict[int, str]:
+    """Map lex_filenum to lexicographer file name, from `lexnames` if present, else built in."""
+    names = dict(enumerate(LEXNAMES))
+    path = wordnet_dir / "lexnames"
+    if path.is_file():
+        # Each line: "<lex_filenum> <name> <syntactic category>".
+        for fields in (line.split() for line in path.read_text(encoding="utf-8").splitlines()):
+            if len(fields) >= 2 and fields[0].isdigit():
+                names[int(fields[0])] = fields[1]
+    return names
+
+
+def parse_data_line(line: str, pos: str, lexnames: dict[int, str]) -> dict[str, object]:
+    """Turn one WordNet data line into a record: words as the question, gloss as the answer."""
+    head, _, gloss = line.partition(" | ")
+    fields = head.split()
+    offset, lex_filenum, word_count = fields[0], int(fields[1]), int(fields[3], 16)
+    words = [
+        _ADJ_MARKER.sub("", word).replace("_", " ") for word in fields[4 : 4 + 2 * word_count : 2]
+    ]
+    return {
+        "id": f"wn:{pos}:{offset}",
+        "question": ", ".join(words),
+        "answer": gloss.strip(),
+        "category": [pos, lexnames[lex_filenum]],
+    }
+
+
+def read_wordnet(wordnet_dir: Path = WORDNET_DIR) -> Iterator[dict[str, object]]:
+    """Yield one record per synset, nouns, verbs, adjectives then adverbs, each by offset."""
+    paths = data_files(wordnet_dir)
+    lexnames = read_lexnames(wordnet_dir)
+    for path, (_, pos) in zip(paths, POS_FILES, strict=True):
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                # Lines starting with two spaces are the licence header.
+                if line.startswith("  ") or not line.strip():
+                    continue
+                yield parse_data_line(line, pos, lexnames)
+
+
+def write_jsonl(records: Iterable[dict[str, object]], path: Path) -> int:
+    """Write records as JSON lines atomically (temp file, then rename); return how many."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for record in records:
+                out.write(json.dumps(record, ensure_ascii=False))
+                out.write("\n")
+                count += 1
+        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; the corpus is meant to be shared
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def ensure_demo_corpus(out_path: Path, wordnet_dir: Path = WORDNET_DIR) -> Path:
+    """Build the demo corpus JSONL at out_path unless it is already newer than the WordNet data."""
+    paths = data_files(wordnet_dir)
+    newest_source = max(path.stat().st_mtime for path in paths)
+    if out_path.is_file() and out_path.stat().st_mtime > newest_source:
+        return out_path
+    write_jsonl(read_wordnet(wordnet_dir), out_path)
+    return out_path

@@ -1,0 +1,162 @@
+"""Retrieval quality on BEIR folders: nDCG@10, Recall@100, MRR@10 through the real search path."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from functions.core.encoder import TextEncoder
+from functions.core.scenes import QA
+from functions.core.schemas import SearchRequest
+from functions.core.settings import Settings
+from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.preprocess.service import Preprocessor
+from functions.search.clients import InProcessDocuments, InProcessEmbedder
+from functions.search.service import SearchService
+from offline.corpus import QADocument, read_corpus
+from offline.indexer import Indexer
+
+Qrels = dict[str, dict[str, int]]
+Run = dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    ndcg_at_10: float
+    recall_at_100: float
+    mrr_at_10: float
+    queries: int
+    docs: int
+
+    def as_json(self) -> dict[str, float | int]:
+        values = asdict(self)
+        return {
+            "ndcg@10": round(values["ndcg_at_10"], 5),
+            "recall@100": round(values["recall_at_100"], 5),
+            "mrr@10": round(values["mrr_at_10"], 5),
+            "queries": self.queries,
+            "docs": self.docs,
+        }
+
+
+def read_queries(folder: Path) -> dict[str, str]:
+    """BEIR queries.jsonl as {query id: text}."""
+    with (folder / "queries.jsonl").open(encoding="utf-8") as fh:
+        rows = (json.loads(line) for line in fh if line.strip())
+        return {str(r["_id"]): str(r["text"]) for r in rows}
+
+
+def read_qrels(folder: Path) -> Qrels:
+    """BEIR qrels (tsv with a header: query-id, corpus-id, score) as {query: {doc: grade}}."""
+    path = folder / "qrels.tsv"
+    if not path.exists():
+        path = folder / "qrels" / "test.tsv"
+    qrels: Qrels = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        parts = line.split("\t")
+        if number == 0 and not parts[-1].strip().lstrip("-").isdigit():
+            continue
+        if len(parts) >= 3 and int(parts[2]) > 0:
+            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return qrels
+
+
+def score_run(run: Run, qrels: Qrels, docs: int) -> Metrics:
+    """Mean nDCG@10 (linear gain, as trec_eval), Recall@100 and MRR@10 over judged queries."""
+    ndcg, recall, mrr = [], [], []
+    for query, relevant in qrels.items():
+        ranked = run.get(query, [])
+        gains = [relevant.get(d, 0) for d in ranked[:10]]
+        dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
+        ideal = sorted(relevant.values(), reverse=True)[:10]
+        idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+        ndcg.append(dcg / idcg if idcg else 0.0)
+        recall.append(len(set(ranked[:100]) & set(relevant)) / len(relevant))
+        first = next((i for i, d in enumerate(ranked[:10]) if d in relevant), None)
+        mrr.append(0.0 if first is None else 1.0 / (first + 1))
+    n = len(qrels)
+    return Metrics(sum(ndcg) / n, sum(recall) / n, sum(mrr) / n, queries=n, docs=docs)
+
+
+def evaluate_search(
+    settings: Settings,
+    folder: Path,
+    *,
+    top_k: int = 100,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Metrics:
+    """Index `folder` into throwaway collections, query through `SearchService`, drop them."""
+    corpus = read_corpus(folder)
+    queries, qrels = read_queries(folder), read_qrels(folder)
+    qrels = {q: r for q, r in qrels.items() if q in queries}
+    scratch = settings.model_copy(
+        update={"collection_prefix": f"{settings.collection_prefix}eval_{uuid.uuid4().hex[:8]}_"}
+    )
+    encoder = TextEncoder.load(scratch.resolved_model_dir, threads=scratch.encoder_threads)
+    vectors, documents = open_vector_store(scratch), open_document_store(scratch)
+    collection = collection_name(scratch, QA)
+    try:
+        indexer = Indexer(encoder, vectors, documents, encode_batch_size=scratch.encode_batch_size)
+        done = 0
+
+        def on_batch(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress("index", done, len(corpus.documents))
+
+        indexer.run(QA, collection, corpus.documents, on_batch)
+        preprocessor = Preprocessor(encoder, max_chars=scratch.max_query_chars)
+        service = SearchService(
+            InProcessEmbedder(preprocessor),
+            vectors,
+            InProcessDocuments(documents),
+            collection_for=lambda _: collection,
+            max_query_chars=scratch.max_query_chars,
+            match_candidates=top_k,
+        )
+        run: Run = {}
+        for i, query_id in enumerate(qrels, start=1):
+            response = service.search(
+                SearchRequest(scene="qa", query=queries[query_id], top_k=top_k)
+            )
+            run[query_id] = [hit.id for hit in response.hits]
+            if progress:
+                progress("search", i, len(qrels))
+    finally:
+        vectors.drop(collection)
+        documents.drop(QA.name)
+        vectors.close()
+        documents.close()
+    return score_run(run, qrels, docs=len(corpus.documents))
+
+
+def exact_reference_run(
+    model_source: str, docs: Sequence[QADocument], queries: Mapping[str, str], top_k: int = 100
+) -> Run:
+    """The reference: sentence-transformers embeddings and exact cosine search over every doc."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(model_source, device="cpu")
+    texts = [QA.embedding_text(d.model_dump()) for d in docs]
+    doc_matrix = model.encode(texts, batch_size=32, normalize_embeddings=True)
+    ids = list(queries)
+    query_matrix = model.encode([queries[i] for i in ids], batch_size=32, normalize_embeddings=True)
+    scores = np.asarray(query_matrix) @ np.asarray(doc_matrix).T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+    return {q: [docs[j].id for j in top[row]] for row, q in enumerate(ids)}
+
+
+def evaluate_reference(model_source: str, folder: Path, top_k: int = 100) -> Metrics:
+    """Metrics of the sentence-transformers exact-search reference on the same folder."""
+    corpus = read_corpus(folder)
+    queries, qrels = read_queries(folder), read_qrels(folder)
+    qrels = {q: r for q, r in qrels.items() if q in queries}
+    run = exact_reference_run(model_source, corpus.documents, {q: queries[q] for q in qrels}, top_k)
+    return score_run(run, qrels, docs=len(corpus.documents))

@@ -1,0 +1,136 @@
+"""Batch indexing: embed documents, upsert vectors into Milvus and documents into MongoDB.
+
+Idempotent and resumable: each document carries a fingerprint (sha256 of its content and
+the model), written to MongoDB only after its vector is in Milvus. A re-run skips every
+document whose fingerprint matches, so a killed run resumes and an unchanged corpus costs
+only the comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from functions.core.document_store import FINGERPRINT, DocumentStore
+from functions.core.encoder import TextEncoder
+from functions.core.scenes import Scene
+from functions.core.vector_store import VectorRecord, VectorStore
+from offline.corpus import QADocument
+
+ProgressCallback = Callable[[int], None]
+
+
+class IndexVerificationError(RuntimeError):
+    """After indexing, the stores do not hold exactly the input's ids."""
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What an index run did and what the stores hold afterwards."""
+
+    scene: str
+    collection: str
+    input_docs: int
+    embedded: int
+    skipped_unchanged: int
+    vectors: int
+    documents: int
+    seconds: float
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.input_docs / self.seconds if self.seconds else 0.0
+
+
+def fingerprint(document: dict[str, object], model_sha: str) -> str:
+    """Changes whenever the document's content or the model changes."""
+    payload = json.dumps(document, sort_keys=True, ensure_ascii=False) + model_sha
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class Indexer:
+    """Writes one scene's documents into a vector store and a document store."""
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        vectors: VectorStore,
+        documents: DocumentStore,
+        *,
+        batch_size: int = 256,
+        encode_batch_size: int = 32,
+    ) -> None:
+        self._encoder = encoder
+        self._vectors = vectors
+        self._documents = documents
+        self._batch_size = batch_size
+        self._encode_batch_size = encode_batch_size
+        self._model_sha = encoder.manifest.files.get("model.onnx", encoder.manifest.name)
+
+    def run(
+        self,
+        scene: Scene,
+        collection: str,
+        docs: Sequence[QADocument],
+        progress: ProgressCallback | None = None,
+    ) -> IndexReport:
+        """Index `docs` (every batch, including the last partial one), build, verify."""
+        start = time.perf_counter()
+        fields = scene.array_filter_fields
+        self._vectors.ensure_collection(collection, self._encoder.dim, fields)
+        embedded = 0
+        for offset in range(0, len(docs), self._batch_size):
+            batch = docs[offset : offset + self._batch_size]
+            embedded += self._write_batch(scene, collection, batch)
+            if progress:
+                progress(len(batch))
+        self._vectors.build_index(collection)
+        vectors, documents = self.verify(scene, collection, [d.id for d in docs])
+        return IndexReport(
+            scene=scene.name,
+            collection=collection,
+            input_docs=len(docs),
+            embedded=embedded,
+            skipped_unchanged=len(docs) - embedded,
+            vectors=vectors,
+            documents=documents,
+            seconds=time.perf_counter() - start,
+        )
+
+    def _write_batch(self, scene: Scene, collection: str, batch: Sequence[QADocument]) -> int:
+        bodies = [d.model_dump() for d in batch]
+        prints = [fingerprint(b, self._model_sha) for b in bodies]
+        stored = self._documents.fingerprints(scene.name, [d.id for d in batch])
+        todo = [i for i, d in enumerate(batch) if stored.get(d.id) != prints[i]]
+        if not todo:
+            return 0
+        texts = [scene.embedding_text(bodies[i]) for i in todo]
+        matrix = self._encoder.embed(texts, batch_size=self._encode_batch_size)
+        records = [
+            VectorRecord(batch[i].id, matrix[row], scene.filter_values(bodies[i]))
+            for row, i in enumerate(todo)
+        ]
+        # Vectors first: a fingerprint in MongoDB promises the vector is already in Milvus.
+        self._vectors.upsert(collection, records)
+        self._documents.upsert(scene.name, [{**bodies[i], FINGERPRINT: prints[i]} for i in todo])
+        return len(todo)
+
+    def verify(self, scene: Scene, collection: str, ids: Sequence[str]) -> tuple[int, int]:
+        """Both stores hold exactly `ids`: every id present and nothing else counted."""
+        vectors, documents = self._vectors.count(collection), self._documents.count(scene.name)
+        problems = []
+        if missing := self._vectors.missing_ids(collection, ids):
+            problems.append(f"{len(missing)} ids missing from Milvus (e.g. {missing[:3]})")
+        if missing := self._documents.missing_ids(scene.name, ids):
+            problems.append(f"{len(missing)} ids missing from MongoDB (e.g. {missing[:3]})")
+        if vectors != len(ids) or documents != len(ids):
+            problems.append(
+                f"counts differ from the input's {len(ids)}: Milvus {vectors}, MongoDB {documents}"
+                " (documents that left the input stay until pruned)"
+            )
+        if problems:
+            raise IndexVerificationError("; ".join(problems))
+        return vectors, documents

@@ -1,0 +1,122 @@
+"""The embedded document store: a MongoDB-wire-protocol server run as a child process.
+
+SecantusDB (PyPI `secantusdb`, GPL-2.0-only, WiredTiger inside) is started through its
+command line and reached only over the wire with pymongo, exactly like a cloud MongoDB.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from functions.core.settings import Settings
+
+SERVER_COMMAND = "secantusd-py"
+
+
+class LocalMongoError(RuntimeError):
+    """The local server could not be started."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _server_executable() -> str:
+    beside_python = Path(sys.executable).with_name(SERVER_COMMAND)
+    found = str(beside_python) if beside_python.exists() else shutil.which(SERVER_COMMAND)
+    if not found:
+        raise LocalMongoError(f"{SERVER_COMMAND} not found: install the `offline` extra")
+    return found
+
+
+class LocalMongoServer:
+    """Starts the server on 127.0.0.1 with its data in `data_dir`; stops it on exit."""
+
+    def __init__(self, data_dir: Path, *, port: int | None = None, host: str = "127.0.0.1"):
+        self.data_dir = data_dir
+        self.host = host
+        self.port = port or free_port(host)
+        self._process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://{self.host}:{self.port}/"
+
+    def start(self, timeout_s: float = 30.0) -> str:
+        """Start the server and wait until it answers a ping; returns its URI."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        command = [_server_executable(), "--host", self.host, "--port", str(self.port)]
+        command += ["--storage-path", str(self.data_dir), "--log-level", "WARNING"]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        self._wait_ready(timeout_s)
+        return self.uri
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        from pymongo import MongoClient
+
+        deadline = time.monotonic() + timeout_s
+        client: MongoClient[dict[str, object]] = MongoClient(
+            self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250
+        )
+        try:
+            while time.monotonic() < deadline:
+                assert self._process is not None
+                if self._process.poll() is not None:
+                    raise LocalMongoError(f"local MongoDB server exited: {self._log_tail()}")
+                try:
+                    client.admin.command("ping")
+                    return
+                except Exception:
+                    time.sleep(0.1)
+        finally:
+            client.close()
+        self.stop()
+        raise LocalMongoError(f"local MongoDB server did not answer in {timeout_s:.0f} s")
+
+    def _log_tail(self) -> str:
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return " | ".join(lines[-3:]) or "no output"
+
+    def stop(self) -> None:
+        """Stop the server gracefully (SIGTERM, then SIGKILL after 10 s)."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def __enter__(self) -> LocalMongoServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def embedded_stores(settings: Settings) -> Iterator[Settings]:
+    """Settings whose MongoDB URI points at a running server: the configured one, or a local one."""
+    if settings.mongo_uri is not None:
+        yield settings
+        return
+    with LocalMongoServer(settings.home / "mongo") as server:
+        yield settings.model_copy(update={"mongo_uri": SecretStr(server.uri)})
