@@ -1,0 +1,100 @@
+"""Shared fixtures: one exported model, one local MongoDB-wire server and one Milvus Lite file
+per test session; each test gets its own collection prefix so tests never see each other."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from functions.core.encoder import TextEncoder
+from functions.core.scenes import QA
+from functions.core.settings import Settings
+from functions.core.stores import collection_name, open_document_store, open_vector_store
+from offline.corpus import QADocument, read_corpus
+from offline.indexer import Indexer
+from offline.local_mongo import LocalMongoServer
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default encoder exported once per session (or MMSEARCH_TEST_MODEL_DIR, if set)."""
+    reuse = os.environ.get("MMSEARCH_TEST_MODEL_DIR")
+    if reuse and (Path(reuse) / "manifest.json").exists():
+        return Path(reuse)
+    from offline.export import export_text_model
+
+    out = tmp_path_factory.mktemp("models") / "all-MiniLM-L6-v2"
+    export_text_model(None, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMongoServer]:
+    """A real MongoDB-wire server (SecantusDB) on a free port, stopped after the session."""
+    with LocalMongoServer(tmp_path_factory.mktemp("mongo") / "data") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def milvus_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("milvus") / "milvus.db")
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, model_dir: Path, mongo_server: LocalMongoServer, milvus_path: str
+) -> Settings:
+    """Settings isolated per test: own collection prefix, shared real servers."""
+    return Settings(
+        home=tmp_path / "home",
+        model_dir=model_dir,
+        milvus_uri=milvus_path,
+        mongo_uri=SecretStr(mongo_server.uri),
+        collection_prefix=f"t{uuid.uuid4().hex[:10]}_",
+        store_timeout_s=5.0,
+    )
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def qa_docs() -> list[QADocument]:
+    """Thirty hand-written QA documents in eight categories, three languages."""
+    return read_corpus(FIXTURES / "qa_small.jsonl").documents
+
+
+@pytest.fixture
+def encoder(model_dir: Path) -> TextEncoder:
+    return _encoder(model_dir)
+
+
+_ENCODERS: dict[Path, TextEncoder] = {}
+
+
+def _encoder(model_dir: Path) -> TextEncoder:
+    if model_dir not in _ENCODERS:
+        _ENCODERS[model_dir] = TextEncoder.load(model_dir)
+    return _ENCODERS[model_dir]
+
+
+@pytest.fixture
+def indexer(settings: Settings, encoder: TextEncoder) -> Indexer:
+    """An indexer writing into this test's own collections, with tiny batches."""
+    return Indexer(
+        encoder, open_vector_store(settings), open_document_store(settings), batch_size=8
+    )
+
+
+@pytest.fixture
+def indexed_qa(settings: Settings, indexer: Indexer, qa_docs: list[QADocument]) -> Settings:
+    """The small QA corpus indexed into this test's collections; returns its settings."""
+    indexer.run(QA, collection_name(settings, QA), qa_docs)
+    return settings
