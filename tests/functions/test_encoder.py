@@ -1,0 +1,61 @@
+"""The Lambda-side encoder: onnxruntime + tokenizers only, batched, order-preserving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from functions.core.encoder import TextEncoder
+from functions.core.errors import ModelUnavailable
+
+TEXTS = [
+    "short",
+    "a considerably longer sentence that needs many more tokens than the first one does",
+    "médium-length text, with accents and punctuation!",
+    "東京は日本の首都です",
+    "word " * 400,
+]
+
+
+def test_batched_embeddings_equal_one_by_one_and_keep_input_order(encoder: TextEncoder) -> None:
+    batched = encoder.embed(TEXTS, batch_size=2)
+    single = np.vstack([encoder.embed([t]) for t in TEXTS])
+    assert batched.shape == (5, 384)
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+
+
+def test_embedding_matches_sentence_transformers(encoder: TextEncoder) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from offline.export import default_model_source
+
+    reference = SentenceTransformer(default_model_source(), device="cpu").encode(TEXTS)
+    cosine = np.sum(encoder.embed(TEXTS) * reference, axis=1) / np.linalg.norm(reference, axis=1)
+    assert cosine.min() > 0.9999
+
+
+def test_texts_longer_than_max_seq_length_are_truncated_not_refused(encoder: TextEncoder) -> None:
+    long_a = encoder.embed(["word " * 400])
+    long_b = encoder.embed(["word " * 800])
+    np.testing.assert_allclose(long_a, long_b, atol=1e-5)
+
+
+def test_empty_input_gives_an_empty_matrix(encoder: TextEncoder) -> None:
+    assert encoder.embed([]).shape == (0, 384)
+
+
+def test_missing_or_tampered_model_is_a_clear_model_unavailable(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    with pytest.raises(ModelUnavailable, match="cannot load model"):
+        TextEncoder.load(tmp_path)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in model_dir.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    (copy / "tokenizer.json").write_text((copy / "tokenizer.json").read_text() + " ")
+    with pytest.raises(ModelUnavailable, match="sha256"):
+        TextEncoder.load(copy, verify=True)

@@ -1,0 +1,102 @@
+"""What Lambda code may import, and the split deployment's invoke contract."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import io
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from mangum import Mangum
+
+from functions.core.apigw import http_event, response_json
+from functions.core.settings import Settings
+from functions.preprocess.app import create_app as preprocess_app
+from functions.search.app import build_search_service
+from functions.search.app import create_app as search_app
+from functions.search.clients import LambdaDocuments, LambdaEmbedder, LambdaInvoker
+from functions.summary.app import create_app as summary_app
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN = {"torch", "transformers", "sentence_transformers", "offline"}
+
+
+def test_functions_source_never_imports_torch_transformers_or_offline() -> None:
+    offenders = []
+    for path in (ROOT / "functions").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
+    assert offenders == []
+
+
+def test_loading_every_function_module_pulls_in_no_torch_or_transformers() -> None:
+    modules = [
+        "functions.composed.app",
+        "functions.preprocess.app",
+        "functions.search.app",
+        "functions.summary.app",
+    ]
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        + repr(FORBIDDEN)
+        + ")))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+class InProcessLambda:
+    """A boto3 Lambda client whose invoke runs our real handlers in this process."""
+
+    def __init__(self, functions: dict[str, Mangum]) -> None:
+        self.functions = functions
+        self.calls: list[str] = []
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
+        self.calls.append(FunctionName)
+        handler, event = self.functions[FunctionName], json.loads(Payload)
+        # A real invoke runs in another process; here a fresh thread with its own event loop.
+        with ThreadPoolExecutor(
+            1, initializer=lambda: asyncio.set_event_loop(asyncio.new_event_loop())
+        ) as pool:
+            response = pool.submit(handler, event, None).result()
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(response).encode())}
+
+
+def test_split_deployment_search_reaches_preprocess_and_summary_by_invoke(
+    indexed_qa: Settings,
+) -> None:
+    client = InProcessLambda(
+        {
+            "pre": Mangum(preprocess_app(indexed_qa), lifespan="off"),
+            "sum": Mangum(summary_app(indexed_qa), lifespan="off"),
+        }
+    )
+    service = build_search_service(
+        indexed_qa,
+        LambdaEmbedder(LambdaInvoker(client, "pre")),
+        LambdaDocuments(LambdaInvoker(client, "sum")),
+    )
+    handler = Mangum(search_app(indexed_qa, service), lifespan="off")
+    response = handler(http_event("POST", "/v1/search", {"query": "how long is delivery"}), None)
+    body = response_json(response)
+    assert response["statusCode"] == 200
+    assert body["hits"][0]["id"] == "qa-006"
+    assert body["hits"][0]["document"]["question"] == "How long does shipping take?"
+    assert client.calls == ["pre", "sum"]
+
+    response = handler(http_event("POST", "/v1/search", {"query": "ok", "top_k": 500}), None)
+    assert response["statusCode"] == 422

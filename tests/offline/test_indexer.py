@@ -1,0 +1,81 @@
+"""Indexing writes every batch, never duplicates, resumes after a crash and verifies the stores."""
+
+from __future__ import annotations
+
+import pytest
+
+from functions.core.scenes import QA
+from functions.core.settings import Settings
+from functions.core.stores import collection_name, open_document_store, open_vector_store
+from offline.corpus import QADocument
+from offline.indexer import Indexer, IndexVerificationError
+
+
+def _counts(settings: Settings) -> tuple[int, int]:
+    vectors, documents = open_vector_store(settings), open_document_store(settings)
+    return vectors.count(collection_name(settings, QA)), documents.count(QA.name)
+
+
+def test_last_partial_batch_is_written(
+    settings: Settings, indexer: Indexer, qa_docs: list[QADocument]
+) -> None:
+    docs = qa_docs[:19]  # batches of 8: 8 + 8 + 3
+    report = indexer.run(QA, collection_name(settings, QA), docs)
+    assert (report.vectors, report.documents) == (19, 19)
+    assert _counts(settings) == (19, 19)
+    assert open_vector_store(settings).missing_ids(collection_name(settings, QA), ["qa-018"]) == []
+
+
+def test_reindexing_the_same_corpus_changes_nothing(
+    settings: Settings, indexer: Indexer, qa_docs: list[QADocument]
+) -> None:
+    collection = collection_name(settings, QA)
+    first = indexer.run(QA, collection, qa_docs)
+    second = indexer.run(QA, collection, qa_docs)
+    assert first.embedded == 30
+    assert second.embedded == 0 and second.skipped_unchanged == 30
+    assert _counts(settings) == (30, 30)
+
+
+def test_a_changed_document_is_reembedded_and_updated(
+    settings: Settings, indexer: Indexer, qa_docs: list[QADocument]
+) -> None:
+    collection = collection_name(settings, QA)
+    indexer.run(QA, collection, qa_docs)
+    changed = list(qa_docs)
+    changed[3] = changed[3].model_copy(update={"answer": "Declined cards: call your bank."})
+    report = indexer.run(QA, collection, changed)
+    assert report.embedded == 1
+    stored = open_document_store(settings).get(QA.name, [changed[3].id])
+    assert stored[changed[3].id]["answer"] == "Declined cards: call your bank."
+    assert _counts(settings) == (30, 30)
+
+
+def test_a_run_interrupted_midway_is_completed_by_rerunning(
+    settings: Settings, indexer: Indexer, qa_docs: list[QADocument]
+) -> None:
+    collection = collection_name(settings, QA)
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_two_batches(_: int, seen: list[int] = []) -> None:  # noqa: B006
+        seen.append(1)
+        if len(seen) == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        indexer.run(QA, collection, qa_docs, crash_after_two_batches)
+    assert open_document_store(settings).count(QA.name) == 16
+    report = indexer.run(QA, collection, qa_docs)
+    assert report.embedded == 14
+    assert _counts(settings) == (30, 30)
+
+
+def test_verification_fails_when_a_store_holds_ids_the_input_does_not(
+    settings: Settings, indexer: Indexer, qa_docs: list[QADocument]
+) -> None:
+    collection = collection_name(settings, QA)
+    indexer.run(QA, collection, qa_docs)
+    with pytest.raises(IndexVerificationError, match="counts differ"):
+        indexer.run(QA, collection, qa_docs[:10])
