@@ -80,15 +80,18 @@ def index(
     scene: Annotated[str, typer.Option(help="Scene to index into.")] = "qa",
     batch_size: Annotated[int, typer.Option(min=1, help="Documents per write.")] = 256,
     strict: Annotated[bool, typer.Option(help="Stop if any record is invalid.")] = False,
+    prune: Annotated[bool, typer.Option(help="Delete documents that left the input.")] = False,
 ) -> None:
     """Embed a corpus and upsert it into Milvus and MongoDB, then verify both stores."""
     from offline.local_mongo import embedded_stores
 
     with embedded_stores(Settings()) as settings:
-        _index(settings, input, scene, batch_size, strict)
+        _index(settings, input, scene, batch_size, strict, prune)
 
 
-def _index(settings: Settings, path: Path, scene_name: str, batch_size: int, strict: bool) -> None:
+def _index(
+    settings: Settings, path: Path, scene_name: str, batch_size: int, strict: bool, prune: bool
+) -> None:
     from functions.core.encoder import TextEncoder
     from functions.core.errors import ServiceError
     from functions.core.scenes import get_scene
@@ -124,15 +127,17 @@ def _index(settings: Settings, path: Path, scene_name: str, batch_size: int, str
                 collection_name(settings, scene),
                 corpus.documents,
                 lambda n: progress.advance(task, n),
+                prune=prune,
             )
     except (IndexVerificationError, ServiceError) as exc:
         raise _fail(str(exc)) from None
     finally:
-        vectors.close()
+        # Milvus clients share one connection per URI: closing here would close the server's.
         documents.close()
     console.print(
         f"indexed {report.input_docs} documents into {report.collection} in {report.seconds:.1f} s "
-        f"({report.embedded} embedded, {report.skipped_unchanged} unchanged); "
+        f"({report.embedded} embedded, {report.skipped_unchanged} unchanged, "
+        f"{report.pruned} pruned); "
         f"Milvus {report.vectors}, MongoDB {report.documents}"
     )
 
@@ -201,6 +206,9 @@ def evaluate(
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    docs: Annotated[
+        int, typer.Option(min=0, help="Most familiar WordNet synsets to index (0: all 117,659).")
+    ] = 60_000,
     no_serve: Annotated[bool, typer.Option(help="Build everything, do not serve.")] = False,
 ) -> None:
     """Export the default model, index the WordNet demo corpus, serve the page."""
@@ -211,11 +219,12 @@ def demo(
     if not _ensure_export(None, base.resolved_model_dir, force=False):
         raise typer.Exit(1)
     try:
-        corpus = ensure_demo_corpus(base.home / "corpora" / "wordnet.jsonl")
+        name = f"wordnet-{docs or 'all'}.jsonl"
+        corpus = ensure_demo_corpus(base.home / "corpora" / name, limit=docs or None)
     except DemoCorpusMissing as exc:
         raise _fail(str(exc)) from None
     with embedded_stores(base) as settings:
-        _index(settings, corpus, "qa", batch_size=256, strict=True)
+        _index(settings, corpus, "qa", batch_size=256, strict=True, prune=True)
         if not no_serve:
             _serve(settings, "127.0.0.1", port)
 

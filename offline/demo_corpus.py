@@ -102,6 +102,35 @@ def read_wordnet(wordnet_dir: Path = WORDNET_DIR) -> Iterator[dict[str, object]]
                 yield parse_data_line(line, pos, lexnames)
 
 
+def familiarity(wordnet_dir: Path = WORDNET_DIR) -> dict[str, tuple[int, int]]:
+    """Rank key per record id from the index files: sense-tagged senses first, then by sense
+    number (WordNet lists each word's senses most frequent first); lower is more familiar."""
+    ranks: dict[str, tuple[int, int]] = {}
+    for suffix, pos in POS_FILES:
+        with (wordnet_dir / f"index.{suffix}").open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.startswith("  "):
+                    continue
+                fields = line.split()
+                pointers = int(fields[3])
+                tagged = int(fields[5 + pointers])
+                for position, offset in enumerate(fields[6 + pointers :]):
+                    key = (0 if position < tagged else 1, position)
+                    record_id = f"wn:{pos}:{offset}"
+                    ranks[record_id] = min(ranks.get(record_id, key), key)
+    return ranks
+
+
+def most_familiar(
+    records: Iterable[dict[str, object]], limit: int, wordnet_dir: Path = WORDNET_DIR
+) -> list[dict[str, object]]:
+    """The `limit` most familiar records, kept in their original order."""
+    ranks = familiarity(wordnet_dir)
+    listed = list(records)
+    order = sorted(range(len(listed)), key=lambda i: (ranks.get(str(listed[i]["id"]), (2, 0)), i))
+    return [listed[i] for i in sorted(order[:limit])]
+
+
 def write_jsonl(records: Iterable[dict[str, object]], path: Path) -> int:
     """Write records as JSON lines atomically (temp file, then rename); return how many."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,11 +150,17 @@ def write_jsonl(records: Iterable[dict[str, object]], path: Path) -> int:
     return count
 
 
-def ensure_demo_corpus(out_path: Path, wordnet_dir: Path = WORDNET_DIR) -> Path:
-    """Build the demo corpus JSONL at out_path unless it is already newer than the WordNet data."""
+def ensure_demo_corpus(
+    out_path: Path, wordnet_dir: Path = WORDNET_DIR, limit: int | None = None
+) -> Path:
+    """Build the demo corpus JSONL at out_path unless it is already newer than the WordNet data;
+    with `limit`, only the most familiar synsets (see `familiarity`)."""
     paths = data_files(wordnet_dir)
     newest_source = max(path.stat().st_mtime for path in paths)
     if out_path.is_file() and out_path.stat().st_mtime > newest_source:
         return out_path
-    write_jsonl(read_wordnet(wordnet_dir), out_path)
+    records: Iterable[dict[str, object]] = read_wordnet(wordnet_dir)
+    if limit:
+        records = most_familiar(records, limit, wordnet_dir)
+    write_jsonl(records, out_path)
     return out_path

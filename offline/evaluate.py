@@ -132,7 +132,6 @@ def evaluate_search(
     finally:
         vectors.drop(collection)
         documents.drop(QA.name)
-        vectors.close()
         documents.close()
     return score_run(run, qrels, docs=len(corpus.documents))
 

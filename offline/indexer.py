@@ -36,6 +36,7 @@ class IndexReport:
     input_docs: int
     embedded: int
     skipped_unchanged: int
+    pruned: int
     vectors: int
     documents: int
     seconds: float
@@ -76,11 +77,15 @@ class Indexer:
         collection: str,
         docs: Sequence[QADocument],
         progress: ProgressCallback | None = None,
+        *,
+        prune: bool = False,
     ) -> IndexReport:
-        """Index `docs` (every batch, including the last partial one), build, verify."""
+        """Index `docs` (every batch, including the last partial one), build, verify;
+        `prune` first deletes stored documents that are no longer in `docs`."""
         start = time.perf_counter()
         fields = scene.array_filter_fields
         self._vectors.ensure_collection(collection, self._encoder.dim, fields)
+        pruned = self._prune(scene, collection, {d.id for d in docs}) if prune else 0
         embedded = 0
         for offset in range(0, len(docs), self._batch_size):
             batch = docs[offset : offset + self._batch_size]
@@ -95,10 +100,19 @@ class Indexer:
             input_docs=len(docs),
             embedded=embedded,
             skipped_unchanged=len(docs) - embedded,
+            pruned=pruned,
             vectors=vectors,
             documents=documents,
             seconds=time.perf_counter() - start,
         )
+
+    def _prune(self, scene: Scene, collection: str, keep: set[str]) -> int:
+        # Vectors go first, as on the way in: a document present implies its vector may be.
+        gone = sorted(self._documents.all_ids(scene.name) - keep)
+        if gone:
+            self._vectors.delete(collection, gone)
+            self._documents.delete(scene.name, gone)
+        return len(gone)
 
     def _write_batch(self, scene: Scene, collection: str, batch: Sequence[QADocument]) -> int:
         bodies = [d.model_dump() for d in batch]

@@ -29,6 +29,9 @@ class DocumentStore(Protocol):
     def fingerprints(self, scene: str, ids: Sequence[str]) -> dict[str, str]:
         """The stored `_fingerprint` of each of `ids` that has one (what indexing wrote)."""
 
+    def all_ids(self, scene: str) -> set[str]:
+        """Every document id of the scene."""
+
     def delete(self, scene: str, ids: Sequence[str]) -> None:
         """Remove documents by id."""
 
@@ -118,6 +121,10 @@ class MongoDocumentStore:
                 {"_id": {"$in": list(ids)}}, {"_id": 1, FINGERPRINT: 1}
             )
             return {str(d["_id"]): str(d[FINGERPRINT]) for d in cursor if FINGERPRINT in d}
+
+    def all_ids(self, scene: str) -> set[str]:
+        with self._guard("all_ids"):
+            return {str(d["_id"]) for d in self._collection(scene).find({}, {"_id": 1})}
 
     def delete(self, scene: str, ids: Sequence[str]) -> None:
         with self._guard("delete"):

@@ -145,3 +145,18 @@ def test_ensure_demo_corpus_raises_for_an_empty_dir(tmp_path: Path) -> None:
     with pytest.raises(DemoCorpusMissing, match="apt-get install wordnet-base"):
         ensure_demo_corpus(tmp_path / "demo.jsonl", tmp_path)
     assert not (tmp_path / "demo.jsonl").exists()
+
+
+def test_most_familiar_keeps_the_best_ranked_records_in_file_order() -> None:
+    from offline.demo_corpus import familiarity, most_familiar
+
+    records = list(read_wordnet())
+    chosen = most_familiar(records, 5000)
+    ranks = familiarity()
+    chosen_ids = {r["id"] for r in chosen}
+    assert len(chosen) == 5000 == len(chosen_ids)
+    positions = {r["id"]: i for i, r in enumerate(records)}
+    assert [positions[r["id"]] for r in chosen] == sorted(positions[r["id"]] for r in chosen)
+    worst_chosen = max(ranks[i] for i in chosen_ids)
+    best_left = min(ranks[r["id"]] for r in records if r["id"] not in chosen_ids)
+    assert worst_chosen <= best_left

@@ -79,3 +79,14 @@ def test_verification_fails_when_a_store_holds_ids_the_input_does_not(
     indexer.run(QA, collection, qa_docs)
     with pytest.raises(IndexVerificationError, match="counts differ"):
         indexer.run(QA, collection, qa_docs[:10])
+
+
+def test_prune_deletes_documents_that_left_the_input_from_both_stores(
+    settings: Settings, indexer: Indexer, qa_docs: list[QADocument]
+) -> None:
+    collection = collection_name(settings, QA)
+    indexer.run(QA, collection, qa_docs)
+    report = indexer.run(QA, collection, qa_docs[:10], prune=True)
+    assert report.pruned == 20 and report.embedded == 0
+    assert _counts(settings) == (10, 10)
+    assert open_vector_store(settings).missing_ids(collection, ["qa-011"]) == ["qa-011"]

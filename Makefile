@@ -1,0 +1,43 @@
+# mmsearch: `make demo` sets up and serves the demo; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+WORDNET := /usr/share/wordnet/data.noun
+PORT ?= 8000
+
+.PHONY: install system-deps demo test lint types check clean-home
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages: WordNet (the demo corpus). Installed only when missing.
+system-deps:
+	@test -f $(WORDNET) || { \
+	  echo "installing wordnet-base (demo corpus)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null; }
+
+demo: install system-deps
+	$(BIN)/mmsearch demo --port $(PORT)
+
+test: install system-deps
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check functions offline infra tests
+	$(BIN)/ruff format --check functions offline infra tests
+
+types: install
+	$(BIN)/mypy
+
+check: lint types test
+
+clean-home:
+	rm -rf .mmsearch
