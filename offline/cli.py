@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +29,11 @@ def _progress() -> Progress:
         console=console,
         transient=False,
     )
+
+
+def _batch(settings: Settings) -> Settings:
+    # Batch commands move thousands of rows per call: the online timeout is too tight for them.
+    return settings.model_copy(update={"store_timeout_s": settings.batch_timeout_s})
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -83,9 +91,9 @@ def index(
     prune: Annotated[bool, typer.Option(help="Delete documents that left the input.")] = False,
 ) -> None:
     """Embed a corpus and upsert it into Milvus and MongoDB, then verify both stores."""
-    from offline.local_mongo import embedded_stores
+    from offline.local_mongo import local_stores
 
-    with embedded_stores(Settings()) as settings:
+    with local_stores(_batch(Settings())) as settings:
         _index(settings, input, scene, batch_size, strict, prune)
 
 
@@ -148,9 +156,9 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
     """Run the three functions and the page in one local server."""
-    from offline.local_mongo import embedded_stores
+    from offline.local_mongo import local_stores
 
-    with embedded_stores(Settings()) as settings:
+    with local_stores(Settings()) as settings:
         _serve(settings, host, port)
 
 
@@ -179,9 +187,9 @@ def evaluate(
 ) -> None:
     """Index a BEIR folder into throwaway collections and score the real search path."""
     from offline.evaluate import evaluate_reference, evaluate_search
-    from offline.local_mongo import embedded_stores
+    from offline.local_mongo import local_stores
 
-    with embedded_stores(Settings()) as settings, _progress() as progress:
+    with local_stores(_batch(Settings())) as settings, _progress() as progress:
         tasks: dict[str, int] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
@@ -208,12 +216,12 @@ def demo(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     docs: Annotated[
         int, typer.Option(min=0, help="Most familiar WordNet synsets to index (0: all 117,659).")
-    ] = 60_000,
+    ] = 50_000,
     no_serve: Annotated[bool, typer.Option(help="Build everything, do not serve.")] = False,
 ) -> None:
     """Export the default model, index the WordNet demo corpus, serve the page."""
     from offline.demo_corpus import DemoCorpusMissing, ensure_demo_corpus
-    from offline.local_mongo import embedded_stores
+    from offline.local_mongo import local_stores
 
     base = Settings()
     if not _ensure_export(None, base.resolved_model_dir, force=False):
@@ -223,14 +231,17 @@ def demo(
         corpus = ensure_demo_corpus(base.home / "corpora" / name, limit=docs or None)
     except DemoCorpusMissing as exc:
         raise _fail(str(exc)) from None
-    with embedded_stores(base) as settings:
-        _index(settings, corpus, "qa", batch_size=256, strict=True, prune=True)
+    with local_stores(base) as settings:
+        _index(_batch(settings), corpus, "qa", batch_size=256, strict=True, prune=True)
         if not no_serve:
             _serve(settings, "127.0.0.1", port)
 
 
 def main() -> None:
     """Entry point of the `mmsearch` script."""
+    # SIGTERM unwinds like Ctrl-C, so the local stores are stopped cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     app()
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from functions.core.document_store import FINGERPRINT, DocumentStore
@@ -21,6 +22,14 @@ from functions.core.vector_store import VectorRecord, VectorStore
 from offline.corpus import QADocument
 
 ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Embedded records and their documents, ready to be written."""
+
+    records: list[VectorRecord]
+    documents: list[dict[str, object]]
 
 
 class IndexVerificationError(RuntimeError):
@@ -87,11 +96,20 @@ class Indexer:
         self._vectors.ensure_collection(collection, self._encoder.dim, fields)
         pruned = self._prune(scene, collection, {d.id for d in docs}) if prune else 0
         embedded = 0
-        for offset in range(0, len(docs), self._batch_size):
-            batch = docs[offset : offset + self._batch_size]
-            embedded += self._write_batch(scene, collection, batch)
-            if progress:
-                progress(len(batch))
+        # Store writes of batch i overlap the embedding of batch i+1; at most one write is in
+        # flight, and a failed write surfaces before the next one starts.
+        with ThreadPoolExecutor(1, thread_name_prefix="index-writer") as writer:
+            pending: Future[int] | None = None
+            for offset in range(0, len(docs), self._batch_size):
+                batch = docs[offset : offset + self._batch_size]
+                prepared = self._prepare_batch(scene, batch)
+                if pending is not None:
+                    embedded += pending.result()
+                pending = writer.submit(self._write_batch, scene, collection, prepared)
+                if progress:
+                    progress(len(batch))
+            if pending is not None:
+                embedded += pending.result()
         self._vectors.build_index(collection)
         vectors, documents = self.verify(scene, collection, [d.id for d in docs])
         return IndexReport(
@@ -114,23 +132,31 @@ class Indexer:
             self._documents.delete(scene.name, gone)
         return len(gone)
 
-    def _write_batch(self, scene: Scene, collection: str, batch: Sequence[QADocument]) -> int:
+    def _prepare_batch(self, scene: Scene, batch: Sequence[QADocument]) -> PreparedBatch:
+        """Embed the documents of `batch` whose stored fingerprint differs (new or changed)."""
         bodies = [d.model_dump() for d in batch]
         prints = [fingerprint(b, self._model_sha) for b in bodies]
         stored = self._documents.fingerprints(scene.name, [d.id for d in batch])
         todo = [i for i, d in enumerate(batch) if stored.get(d.id) != prints[i]]
         if not todo:
-            return 0
-        texts = [scene.embedding_text(bodies[i]) for i in todo]
-        matrix = self._encoder.embed(texts, batch_size=self._encode_batch_size)
+            return PreparedBatch([], [])
+        matrix = self._encoder.embed(
+            [scene.embedding_text(bodies[i]) for i in todo], batch_size=self._encode_batch_size
+        )
         records = [
             VectorRecord(batch[i].id, matrix[row], scene.filter_values(bodies[i]))
             for row, i in enumerate(todo)
         ]
+        documents = [{**bodies[i], FINGERPRINT: prints[i]} for i in todo]
+        return PreparedBatch(records, documents)
+
+    def _write_batch(self, scene: Scene, collection: str, prepared: PreparedBatch) -> int:
+        if not prepared.records:
+            return 0
         # Vectors first: a fingerprint in MongoDB promises the vector is already in Milvus.
-        self._vectors.upsert(collection, records)
-        self._documents.upsert(scene.name, [{**bodies[i], FINGERPRINT: prints[i]} for i in todo])
-        return len(todo)
+        self._vectors.upsert(collection, prepared.records)
+        self._documents.upsert(scene.name, prepared.documents)
+        return len(prepared.records)
 
     def verify(self, scene: Scene, collection: str, ids: Sequence[str]) -> tuple[int, int]:
         """Both stores hold exactly `ids`: every id present and nothing else counted."""

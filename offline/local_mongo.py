@@ -6,7 +6,10 @@ command line and reached only over the wire with pymongo, exactly like a cloud M
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +34,13 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # Linux: the server gets SIGTERM when the process that started it dies, even by SIGKILL,
+    # so a crashed CLI never leaves a server holding the data folder's lock.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _server_executable() -> str:
@@ -62,7 +72,11 @@ class LocalMongoServer:
         command += ["--storage-path", str(self.data_dir), "--log-level", "WARNING"]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         self._wait_ready(timeout_s)
         return self.uri
@@ -78,7 +92,10 @@ class LocalMongoServer:
             while time.monotonic() < deadline:
                 assert self._process is not None
                 if self._process.poll() is not None:
-                    raise LocalMongoError(f"local MongoDB server exited: {self._log_tail()}")
+                    hint = ""
+                    if "busy" in self._log_tail():
+                        hint = f" ({self.data_dir} is in use: is another mmsearch running?)"
+                    raise LocalMongoError(f"local MongoDB server exited{hint}: {self._log_tail()}")
                 try:
                     client.admin.command("ping")
                     return
@@ -113,7 +130,7 @@ class LocalMongoServer:
 
 
 @contextmanager
-def embedded_stores(settings: Settings) -> Iterator[Settings]:
+def local_stores(settings: Settings) -> Iterator[Settings]:
     """Settings whose MongoDB URI points at a running server: the configured one, or a local one."""
     if settings.mongo_uri is not None:
         yield settings

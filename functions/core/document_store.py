@@ -128,7 +128,9 @@ class MongoDocumentStore:
 
     def delete(self, scene: str, ids: Sequence[str]) -> None:
         with self._guard("delete"):
-            self._collection(scene).delete_many({"_id": {"$in": list(ids)}})
+            for start in range(0, len(ids), 1000):
+                chunk = list(ids[start : start + 1000])
+                self._collection(scene).delete_many({"_id": {"$in": chunk}})
 
     def drop(self, scene: str) -> None:
         with self._guard("drop"):

@@ -29,8 +29,11 @@ class TextEncoder:
         )
 
     @classmethod
-    def load(cls, model_dir: Path, *, threads: int = 0, verify: bool = False) -> TextEncoder:
-        """Load once per process; `verify` checks every file against the manifest's sha256."""
+    def load(
+        cls, model_dir: Path, *, threads: int = 0, verify: bool = False, spin: bool = True
+    ) -> TextEncoder:
+        """Load once per process; `verify` checks every file against the manifest's sha256;
+        `spin=False` stops idle worker threads from busy-waiting (batch jobs sharing the CPU)."""
         try:
             manifest = ModelManifest.read(model_dir)
             if verify:
@@ -39,6 +42,9 @@ class TextEncoder:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.add_session_config_entry(
+                "session.intra_op.allow_spinning", "1" if spin else "0"
+            )
             session = ort.InferenceSession(
                 str(model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
             )

@@ -29,12 +29,12 @@ class Settings(BaseSettings):
     mongo_uri: SecretStr | None = Field(None, description="None: the local server is started.")
     mongo_database: str = "mmsearch"
     store_timeout_s: float = Field(3.0, gt=0, description="Upper bound on any one store call.")
+    batch_timeout_s: float = Field(60.0, gt=0, description="Store timeout for batch commands.")
 
     encoder_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto.")
     encode_batch_size: int = Field(32, ge=1, le=1024)
 
     max_query_chars: int = Field(1000, ge=1)
-    max_top_k: int = Field(100, ge=1, le=16384)
     match_candidates: int = Field(100, ge=1, le=16384, description="Hits fetched before ranking.")
 
     deployment: Literal["in_process", "lambda"] = "in_process"

@@ -31,8 +31,8 @@ class InProcessEmbedder:
         self._preprocessor = preprocessor
 
     def embed_query(self, text: str) -> np.ndarray:
-        vectors: np.ndarray = self._preprocessor.embed([text])
-        return vectors[0]
+        vector: np.ndarray = self._preprocessor.embed([text])[0]
+        return vector
 
 
 class InProcessDocuments:
