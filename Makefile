@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 WORDNET := /usr/share/wordnet/data.noun
 PORT ?= 8000
 
-.PHONY: install system-deps demo test lint types check clean-home
+.PHONY: install system-deps demo test lint types check clean-home bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,3 +41,6 @@ check: lint types test
 
 clean-home:
 	rm -rf .mmsearch
+
+bench: install system-deps
+	$(BIN)/mmsearch bench

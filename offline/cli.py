@@ -6,14 +6,18 @@ import json
 import signal
 import sys
 import warnings
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from functions.core.settings import Settings
+
+if TYPE_CHECKING:
+    from offline.indexer import IndexReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
@@ -89,17 +93,20 @@ def index(
     batch_size: Annotated[int, typer.Option(min=1, help="Documents per write.")] = 256,
     strict: Annotated[bool, typer.Option(help="Stop if any record is invalid.")] = False,
     prune: Annotated[bool, typer.Option(help="Delete documents that left the input.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Last line: the report as JSON.")] = False,
 ) -> None:
     """Embed a corpus and upsert it into Milvus and MongoDB, then verify both stores."""
     from offline.local_mongo import local_stores
 
     with local_stores(_batch(Settings())) as settings:
-        _index(settings, input, scene, batch_size, strict, prune)
+        report = _index(settings, input, scene, batch_size, strict, prune)
+    if as_json:
+        print(json.dumps({**asdict(report), "docs_per_s": round(report.docs_per_s, 2)}))
 
 
 def _index(
     settings: Settings, path: Path, scene_name: str, batch_size: int, strict: bool, prune: bool
-) -> None:
+) -> IndexReport:
     from functions.core.encoder import TextEncoder
     from functions.core.errors import ServiceError
     from functions.core.scenes import get_scene
@@ -148,6 +155,7 @@ def _index(
         f"{report.pruned} pruned); "
         f"Milvus {report.vectors}, MongoDB {report.documents}"
     )
+    return report
 
 
 @app.command()
@@ -235,6 +243,36 @@ def demo(
         _index(_batch(settings), corpus, "qa", batch_size=256, strict=True, prune=True)
         if not no_serve:
             _serve(settings, "127.0.0.1", port)
+
+
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option(help="Reduced suite (under 5 minutes).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Last line: one JSON object.")] = False,
+    docs: Annotated[int | None, typer.Option(min=100, help="Real documents to index.")] = None,
+    out: Annotated[Path, typer.Option(help="Where results are written.")] = Path("bench/results"),
+) -> None:
+    """Measure speed, cold start, scale and the alternatives in one run; write a table."""
+    from offline.bench.report import markdown
+    from offline.bench.runner import BenchPlan, run_bench
+
+    settings = Settings()
+    if not _ensure_export(None, settings.resolved_model_dir, force=False):
+        raise typer.Exit(1)
+    plan = BenchPlan.make(quick, docs)
+    results = run_bench(
+        plan,
+        settings.home / "bench",
+        settings.resolved_model_dir,
+        lambda step: console.print(f"[bold]bench:[/bold] {step}"),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    name = "quick" if quick else "latest"
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown(results))
+    console.print(markdown(results))
+    if as_json:
+        print(json.dumps(results))
 
 
 def main() -> None:
