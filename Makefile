@@ -2,19 +2,21 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYPROJECT_SUM := $(shell cksum < pyproject.toml | cut -d' ' -f1)
 WORDNET := /usr/share/wordnet/data.noun
 PORT ?= 8000
 
-.PHONY: install system-deps demo test lint types check clean-home bench
+.PHONY: install install-offline system-deps demo test lint types check clean-home bench
 
-$(STAMP): pyproject.toml
+# One stamp per extra and pyproject.toml version: the demo needs `offline`, tests need `dev`.
+$(VENV)/.installed-%-$(PYPROJECT_SUM): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[$*]"
+	touch $@
 
-install: $(STAMP)
+install: $(VENV)/.installed-dev-$(PYPROJECT_SUM)
+install-offline: $(VENV)/.installed-offline-$(PYPROJECT_SUM)
 
 # Debian packages: WordNet (the demo corpus). Installed only when missing.
 system-deps:
@@ -24,7 +26,7 @@ system-deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null; }
 
-demo: install system-deps
+demo: install-offline system-deps
 	$(BIN)/mmsearch demo --port $(PORT)
 
 test: install system-deps

@@ -125,7 +125,9 @@ def _index(
         console.print(f"[yellow]{len(corpus.invalid)} invalid records[/yellow]")
         if strict:
             raise _fail("--strict: nothing was indexed", 2)
-    encoder = TextEncoder.load(settings.resolved_model_dir, threads=settings.encoder_threads)
+    encoder = TextEncoder.load(
+        settings.resolved_model_dir, threads=settings.encoder_threads, spin=False
+    )
     vectors, documents = open_vector_store(settings), open_document_store(settings)
     indexer = Indexer(
         encoder,

@@ -29,7 +29,8 @@ class PreparedBatch:
     """Embedded records and their documents, ready to be written."""
 
     records: list[VectorRecord]
-    documents: list[dict[str, object]]
+    changed: list[dict[str, object]]
+    new: list[dict[str, object]]
 
 
 class IndexVerificationError(RuntimeError):
@@ -139,7 +140,7 @@ class Indexer:
         stored = self._documents.fingerprints(scene.name, [d.id for d in batch])
         todo = [i for i, d in enumerate(batch) if stored.get(d.id) != prints[i]]
         if not todo:
-            return PreparedBatch([], [])
+            return PreparedBatch([], [], [])
         matrix = self._encoder.embed(
             [scene.embedding_text(bodies[i]) for i in todo], batch_size=self._encode_batch_size
         )
@@ -147,15 +148,17 @@ class Indexer:
             VectorRecord(batch[i].id, matrix[row], scene.filter_values(bodies[i]))
             for row, i in enumerate(todo)
         ]
-        documents = [{**bodies[i], FINGERPRINT: prints[i]} for i in todo]
-        return PreparedBatch(records, documents)
+        changed = [{**bodies[i], FINGERPRINT: prints[i]} for i in todo if batch[i].id in stored]
+        new = [{**bodies[i], FINGERPRINT: prints[i]} for i in todo if batch[i].id not in stored]
+        return PreparedBatch(records, changed, new)
 
     def _write_batch(self, scene: Scene, collection: str, prepared: PreparedBatch) -> int:
         if not prepared.records:
             return 0
         # Vectors first: a fingerprint in MongoDB promises the vector is already in Milvus.
         self._vectors.upsert(collection, prepared.records)
-        self._documents.upsert(scene.name, prepared.documents)
+        self._documents.upsert(scene.name, prepared.changed)
+        self._documents.upsert(scene.name, prepared.new, new=True)
         return len(prepared.records)
 
     def verify(self, scene: Scene, collection: str, ids: Sequence[str]) -> tuple[int, int]:
