@@ -95,7 +95,8 @@ class Indexer:
         start = time.perf_counter()
         fields = scene.array_filter_fields
         self._vectors.ensure_collection(collection, self._encoder.dim, fields)
-        pruned = self._prune(scene, collection, {d.id for d in docs}) if prune else 0
+        stored = self._documents.fingerprints(scene.name)
+        pruned = self._prune(scene, collection, stored, {d.id for d in docs}) if prune else 0
         embedded = 0
         # Store writes of batch i overlap the embedding of batch i+1; at most one write is in
         # flight, and a failed write surfaces before the next one starts.
@@ -103,7 +104,7 @@ class Indexer:
             pending: Future[int] | None = None
             for offset in range(0, len(docs), self._batch_size):
                 batch = docs[offset : offset + self._batch_size]
-                prepared = self._prepare_batch(scene, batch)
+                prepared = self._prepare_batch(scene, batch, stored)
                 if pending is not None:
                     embedded += pending.result()
                 pending = writer.submit(self._write_batch, scene, collection, prepared)
@@ -125,19 +126,20 @@ class Indexer:
             seconds=time.perf_counter() - start,
         )
 
-    def _prune(self, scene: Scene, collection: str, keep: set[str]) -> int:
+    def _prune(self, scene: Scene, collection: str, stored: dict[str, str], keep: set[str]) -> int:
         # Vectors go first, as on the way in: a document present implies its vector may be.
-        gone = sorted(self._documents.all_ids(scene.name) - keep)
+        gone = sorted(set(stored) - keep)
         if gone:
             self._vectors.delete(collection, gone)
             self._documents.delete(scene.name, gone)
         return len(gone)
 
-    def _prepare_batch(self, scene: Scene, batch: Sequence[QADocument]) -> PreparedBatch:
+    def _prepare_batch(
+        self, scene: Scene, batch: Sequence[QADocument], stored: dict[str, str]
+    ) -> PreparedBatch:
         """Embed the documents of `batch` whose stored fingerprint differs (new or changed)."""
         bodies = [d.model_dump() for d in batch]
         prints = [fingerprint(b, self._model_sha) for b in bodies]
-        stored = self._documents.fingerprints(scene.name, [d.id for d in batch])
         todo = [i for i, d in enumerate(batch) if stored.get(d.id) != prints[i]]
         if not todo:
             return PreparedBatch([], [], [])
@@ -167,7 +169,8 @@ class Indexer:
         problems = []
         if missing := self._vectors.missing_ids(collection, ids):
             problems.append(f"{len(missing)} ids missing from Milvus (e.g. {missing[:3]})")
-        if missing := self._documents.missing_ids(scene.name, ids):
+        stored = set(self._documents.fingerprints(scene.name))
+        if missing := [i for i in ids if i not in stored]:
             problems.append(f"{len(missing)} ids missing from MongoDB (e.g. {missing[:3]})")
         if vectors != len(ids) or documents != len(ids):
             problems.append(

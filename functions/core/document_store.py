@@ -9,6 +9,9 @@ from typing import Any, Protocol
 from functions.core.errors import StoreUnavailable
 
 FINGERPRINT = "_fingerprint"
+# `$in` lists stay short: the local server's lookup cost grows faster than linearly with the
+# list (measured: 1,000 ids 1.7 s, 256 ids 18 ms).
+IN_CHUNK = 256
 
 
 class DocumentStore(Protocol):
@@ -25,14 +28,8 @@ class DocumentStore(Protocol):
     def count(self, scene: str) -> int:
         """Number of documents in the scene."""
 
-    def missing_ids(self, scene: str, ids: Sequence[str]) -> list[str]:
-        """The subset of `ids` the scene does not hold."""
-
-    def fingerprints(self, scene: str, ids: Sequence[str]) -> dict[str, str]:
-        """The stored `_fingerprint` (what indexing wrote; "" if none) of each of `ids` present."""
-
-    def all_ids(self, scene: str) -> set[str]:
-        """Every document id of the scene."""
+    def fingerprints(self, scene: str) -> dict[str, str]:
+        """Every stored id with its `_fingerprint` (what indexing wrote; "" if none)."""
 
     def delete(self, scene: str, ids: Sequence[str]) -> None:
         """Remove documents by id."""
@@ -115,30 +112,17 @@ class MongoDocumentStore:
         with self._guard("count"):
             return int(self._collection(scene).count_documents({}))
 
-    def missing_ids(self, scene: str, ids: Sequence[str]) -> list[str]:
-        found: set[str] = set()
-        with self._guard("missing_ids"):
-            for start in range(0, len(ids), 1000):
-                chunk = list(ids[start : start + 1000])
-                cursor = self._collection(scene).find({"_id": {"$in": chunk}}, {"_id": 1})
-                found.update(str(d["_id"]) for d in cursor)
-        return [i for i in ids if i not in found]
-
-    def fingerprints(self, scene: str, ids: Sequence[str]) -> dict[str, str]:
+    def fingerprints(self, scene: str) -> dict[str, str]:
+        # One scan beats `$in` lookups by far on the local server (measured: 24 µs per id
+        # scanned, 440 µs per id looked up in lists of 256).
         with self._guard("fingerprints"):
-            cursor = self._collection(scene).find(
-                {"_id": {"$in": list(ids)}}, {"_id": 1, FINGERPRINT: 1}
-            )
+            cursor = self._collection(scene).find({}, {"_id": 1, FINGERPRINT: 1})
             return {str(d["_id"]): str(d.get(FINGERPRINT, "")) for d in cursor}
-
-    def all_ids(self, scene: str) -> set[str]:
-        with self._guard("all_ids"):
-            return {str(d["_id"]) for d in self._collection(scene).find({}, {"_id": 1})}
 
     def delete(self, scene: str, ids: Sequence[str]) -> None:
         with self._guard("delete"):
-            for start in range(0, len(ids), 1000):
-                chunk = list(ids[start : start + 1000])
+            for start in range(0, len(ids), IN_CHUNK):
+                chunk = list(ids[start : start + IN_CHUNK])
                 self._collection(scene).delete_many({"_id": {"$in": chunk}})
 
     def drop(self, scene: str) -> None:
