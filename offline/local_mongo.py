@@ -62,6 +62,10 @@ class LocalMongoServer:
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
     def uri(self) -> str:
         return f"mongodb://{self.host}:{self.port}/"
 

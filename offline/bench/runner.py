@@ -1,0 +1,262 @@
+"""The benchmark suite: one run measures our stack and the alternatives side by side.
+
+Everything runs as a user would run it: indexing through `mmsearch index`, the API through
+`mmsearch serve` over loopback HTTP with the load generated from another process, handler
+cold starts in fresh processes. All state lives in a private home under the work folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from offline.bench import cold_start, encode
+from offline.local_mongo import LocalMongoServer, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What one run measures."""
+
+    quick: bool
+    docs: int
+    scale_sizes: tuple[int, ...]
+    sequential_requests: int
+    concurrent_seconds: float
+    encode_texts: int
+    peer: bool
+    engines: bool
+
+    @classmethod
+    def make(cls, quick: bool, docs: int | None = None) -> BenchPlan:
+        if quick:
+            return cls(True, docs or 10_000, (), 300, 15, 1000, False, False)
+        return cls(False, docs or 10_000, (100_000, 1_000_000), 1000, 30, 2000, True, True)
+
+
+@dataclass
+class BenchContext:
+    """Paths, the shared MongoDB-wire server and the environment every child process gets."""
+
+    work_dir: Path
+    home: Path
+    model_dir: Path
+    mongo: LocalMongoServer
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "MMSEARCH_HOME": str(self.home),
+            "MMSEARCH_MODEL_DIR": str(self.model_dir),
+            "MMSEARCH_MONGO_URI": self.mongo.uri,
+            **extra,
+        }
+
+
+def _cli(context: BenchContext, *args: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "offline.cli", *args],
+        cwd=ROOT,
+        env=env or context.env(),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"mmsearch {' '.join(args)} failed: {result.stderr[-1500:]}")
+    return result.stdout
+
+
+def _process_tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (Milvus Lite runs as a child)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")
+        )
+        stack += [int(c) for c in children]
+    return round(total / 1024, 1)
+
+
+@contextmanager
+def serving(context: BenchContext, prefix: str | None = None) -> Iterator[tuple[str, int]]:
+    """`mmsearch serve` on a free port; yields (base URL, pid) once /v1/health answers."""
+    port = free_port()
+    extra = {"MMSEARCH_COLLECTION_PREFIX": prefix} if prefix else {}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "offline.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=context.env(**extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stderr.read().decode()[-800:]}")
+            try:
+                if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("server did not become healthy in 120 s")
+        yield base, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def load(url: str, queries_file: Path, mode: str, **options: Any) -> dict[str, Any]:
+    """Run the load generator in its own process and return its JSON result."""
+    args = [
+        sys.executable,
+        "-m",
+        "offline.bench.load",
+        "--url",
+        url,
+        "--queries",
+        str(queries_file),
+    ]
+    args += ["--mode", mode] + [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise RuntimeError(f"load generator failed: {result.stderr[-800:]}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def measure_serving(
+    context: BenchContext, plan: BenchPlan, queries_file: Path, prefix: str | None = None
+) -> dict[str, Any]:
+    """Latency (sequential), throughput (8 clients) and the server's memory, over HTTP."""
+    with serving(context, prefix) as (base, pid):
+        url = f"{base}/v1/search"
+        latency = load(url, queries_file, "sequential", requests=plan.sequential_requests)
+        throughput = load(
+            url,
+            queries_file,
+            "concurrent",
+            clients=8,
+            seconds=plan.concurrent_seconds,
+            requests=100_000,
+        )
+        rss = _process_tree_rss_mb(pid)
+    mongo_rss = _process_tree_rss_mb(context.mongo.pid) if context.mongo.pid else None
+    return {**latency, "qps": throughput, "server_rss_mb": rss, "mongo_rss_mb": mongo_rss}
+
+
+def run_bench(plan: BenchPlan, work_dir: Path, model_dir: Path, say: Say) -> dict[str, Any]:
+    """Run every measurement of `plan`; returns the results (also the JSON that is written)."""
+    from offline.bench.corpus import bench_corpus
+    from offline.export import default_model_source
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    home = work_dir / "home"
+    corpus_file, queries_file, documents = bench_corpus(work_dir, plan.docs)
+    results: dict[str, Any] = {
+        "docs": plan.docs,
+        "cores": os.cpu_count(),
+        "quick": plan.quick,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    say("encode: onnx vs sentence-transformers")
+    texts = [f"{d['question']} {d['answer']}" for d in documents[: plan.encode_texts]]
+    results.update(encode.measure_encode(texts, model_dir, default_model_source()))
+
+    with LocalMongoServer(work_dir / "mongo") as mongo:
+        context = BenchContext(work_dir, home, model_dir, mongo)
+        say(f"index {plan.docs} documents")
+        report = json.loads(
+            _cli(context, "index", "--input", str(corpus_file), "--json", "--prune")
+            .strip()
+            .splitlines()[-1]
+        )
+        results["index_docs_per_s"] = report["docs_per_s"]
+        results["index_report"] = report
+        say("cold starts")
+        results.update(cold_start.measure_all(context.env(), [d["id"] for d in documents[:10]]))
+        say("serving over HTTP")
+        serving_result = measure_serving(context, plan, queries_file)
+        results.update(serving_result)
+        stages = serving_result["stage_p50_ms"]
+        unavoidable = stages["preprocess"] + stages["match"]
+        results["overhead_ratio"] = round(serving_result["search_ms"]["p50"] / unavoidable, 3)
+        results["scale"] = [{"docs": plan.docs, "synthetic": False, **_scale_row(serving_result)}]
+        for size in plan.scale_sizes:
+            say(f"scale: {size} documents")
+            results["scale"].append(_measure_scale(context, plan, corpus_file, size, queries_file))
+    if plan.peer:
+        say("peer: txtai")
+        from offline.bench.peer import measure_txtai
+
+        queries = queries_file.read_text().splitlines()
+        # Same corpus, model, query texts and thread count as our own measurements.
+        results["peer"] = measure_txtai(
+            corpus_file, queries[:200], Path(_st_folder()), work_dir, threads=2
+        )
+    if plan.engines:
+        say("Milvus Lite engines at 100k")
+        from offline.bench.engines import compare_engines
+
+        results["engines"] = compare_engines(100_000, work_dir)
+    results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return results
+
+
+def _st_folder() -> str:
+    from offline.export import default_model_source
+
+    return default_model_source()
+
+
+def _scale_row(serving_result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "search_ms": serving_result["search_ms"],
+        "match_p50_ms": serving_result["stage_p50_ms"]["match"],
+        "qps": serving_result["qps"]["qps"],
+        "server_rss_mb": serving_result["server_rss_mb"],
+        "mongo_rss_mb": serving_result["mongo_rss_mb"],
+    }
+
+
+def _measure_scale(
+    context: BenchContext, plan: BenchPlan, corpus_file: Path, size: int, queries_file: Path
+) -> dict[str, Any]:
+    prefix = f"scale{size}_"
+    args = [sys.executable, "-m", "offline.bench.scale", "--home", str(context.home)]
+    args += ["--mongo-uri", context.mongo.uri, "--corpus", str(corpus_file)]
+    args += ["--size", str(size), "--prefix", prefix]
+    built = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    if built.returncode != 0:
+        raise RuntimeError(f"building the {size} collection failed: {built.stderr[-1500:]}")
+    build_s = json.loads(built.stdout.strip().splitlines()[-1])["build_s"]
+    result = measure_serving(context, plan, queries_file, prefix=prefix)
+    milvus_mb = sum(f.stat().st_size for f in (context.home / "milvus").glob("*")) / 2**20
+    return {
+        "docs": size,
+        "synthetic": True,
+        "build_s": build_s,
+        "milvus_disk_mb": round(milvus_mb, 1),
+        **_scale_row(result),
+    }
