@@ -262,14 +262,17 @@ def bench(
     if not _ensure_export(None, settings.resolved_model_dir, force=False):
         raise typer.Exit(1)
     plan = BenchPlan.make(quick, docs)
+    out.mkdir(parents=True, exist_ok=True)
+    name = "quick" if quick else "latest"
+    partial = out / f"{name}.partial.json"
     results = run_bench(
         plan,
         settings.home / "bench",
         settings.resolved_model_dir,
         lambda step: console.print(f"[bold]bench:[/bold] {step}"),
+        lambda so_far: partial.write_text(json.dumps(so_far, indent=2) + "\n"),
     )
-    out.mkdir(parents=True, exist_ok=True)
-    name = "quick" if quick else "latest"
+    partial.unlink(missing_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / f"{name}.md").write_text(markdown(results))
     console.print(markdown(results))

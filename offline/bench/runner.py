@@ -166,8 +166,15 @@ def measure_serving(
     return {**latency, "qps": throughput, "server_rss_mb": rss, "mongo_rss_mb": mongo_rss}
 
 
-def run_bench(plan: BenchPlan, work_dir: Path, model_dir: Path, say: Say) -> dict[str, Any]:
-    """Run every measurement of `plan`; returns the results (also the JSON that is written)."""
+def run_bench(
+    plan: BenchPlan,
+    work_dir: Path,
+    model_dir: Path,
+    say: Say,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run every measurement of `plan`; returns the results. `checkpoint` receives the results
+    so far before each step, so a failure late in a long run keeps what was measured."""
     from offline.bench.corpus import bench_corpus
     from offline.export import default_model_source
 
@@ -180,13 +187,19 @@ def run_bench(plan: BenchPlan, work_dir: Path, model_dir: Path, say: Say) -> dic
         "quick": plan.quick,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    say("encode: onnx vs sentence-transformers")
+
+    def step(name: str) -> None:
+        if checkpoint:
+            checkpoint(results)
+        say(name)
+
+    step("encode: onnx vs sentence-transformers")
     texts = [f"{d['question']} {d['answer']}" for d in documents[: plan.encode_texts]]
     results.update(encode.measure_encode(texts, model_dir, default_model_source()))
 
     with LocalMongoServer(work_dir / "mongo") as mongo:
         context = BenchContext(work_dir, home, model_dir, mongo)
-        say(f"index {plan.docs} documents")
+        step(f"index {plan.docs} documents")
         report = json.loads(
             _cli(context, "index", "--input", str(corpus_file), "--json", "--prune")
             .strip()
@@ -194,9 +207,9 @@ def run_bench(plan: BenchPlan, work_dir: Path, model_dir: Path, say: Say) -> dic
         )
         results["index_docs_per_s"] = report["docs_per_s"]
         results["index_report"] = report
-        say("cold starts")
+        step("cold starts")
         results.update(cold_start.measure_all(context.env(), [d["id"] for d in documents[:10]]))
-        say("serving over HTTP")
+        step("serving over HTTP")
         serving_result = measure_serving(context, plan, queries_file)
         results.update(serving_result)
         stages = serving_result["stage_p50_ms"]
@@ -204,10 +217,10 @@ def run_bench(plan: BenchPlan, work_dir: Path, model_dir: Path, say: Say) -> dic
         results["overhead_ratio"] = round(serving_result["search_ms"]["p50"] / unavoidable, 3)
         results["scale"] = [{"docs": plan.docs, "synthetic": False, **_scale_row(serving_result)}]
         for size in plan.scale_sizes:
-            say(f"scale: {size} documents")
+            step(f"scale: {size} documents")
             results["scale"].append(_measure_scale(context, plan, corpus_file, size, queries_file))
     if plan.peer:
-        say("peer: txtai")
+        step("peer: txtai")
         from offline.bench.peer import measure_txtai
 
         queries = queries_file.read_text().splitlines()
@@ -216,7 +229,7 @@ def run_bench(plan: BenchPlan, work_dir: Path, model_dir: Path, say: Say) -> dic
             corpus_file, queries[:200], Path(_st_folder()), work_dir, threads=2
         )
     if plan.engines:
-        say("Milvus Lite engines at 100k")
+        step("Milvus Lite engines at 100k")
         from offline.bench.engines import compare_engines
 
         results["engines"] = compare_engines(100_000, work_dir)
