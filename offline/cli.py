@@ -253,6 +253,10 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Last line: one JSON object.")] = False,
     docs: Annotated[int | None, typer.Option(min=100, help="Real documents to index.")] = None,
     out: Annotated[Path, typer.Option(help="Where results are written.")] = Path("bench/results"),
+    scale: Annotated[
+        list[int] | None, typer.Option(help="Synthetic corpus sizes (default 100k and 1M).")
+    ] = None,
+    peers: Annotated[bool, typer.Option(help="Measure txtai and both Milvus Lite engines.")] = True,
 ) -> None:
     """Measure speed, cold start, scale and the alternatives in one run; write a table."""
     from offline.bench.report import markdown
@@ -261,7 +265,7 @@ def bench(
     settings = Settings()
     if not _ensure_export(None, settings.resolved_model_dir, force=False):
         raise typer.Exit(1)
-    plan = BenchPlan.make(quick, docs)
+    plan = BenchPlan.make(quick, docs, tuple(scale) if scale else None, peers)
     out.mkdir(parents=True, exist_ok=True)
     name = "quick" if quick else "latest"
     partial = out / f"{name}.partial.json"

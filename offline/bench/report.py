@@ -64,7 +64,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Run {results.get('started')} on {results.get('cores')} cores; "
         f"{results.get('docs'):,} documents (WordNet glosses); "
-        f"{'quick' if results.get('quick') else 'full'} suite.",
+        f"{'quick' if results.get('quick') else 'full'} suite; "
+        f"scale rows: {', '.join(format(r['docs'], ',') for r in results.get('scale', []))}; "
+        f"peers {'measured' if results.get('peer') else 'not measured in this run'}.",
         "",
         *_goal_rows(results),
         "",

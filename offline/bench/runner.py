@@ -41,10 +41,18 @@ class BenchPlan:
     engines: bool
 
     @classmethod
-    def make(cls, quick: bool, docs: int | None = None) -> BenchPlan:
+    def make(
+        cls,
+        quick: bool,
+        docs: int | None = None,
+        scale: tuple[int, ...] | None = None,
+        peers: bool = True,
+    ) -> BenchPlan:
+        """The quick or full plan; `scale` and `peers` narrow the full one."""
         if quick:
-            return cls(True, docs or 10_000, (), 300, 15, 1000, False, False)
-        return cls(False, docs or 10_000, (100_000, 1_000_000), 1000, 30, 2000, True, True)
+            return cls(True, docs or 10_000, scale or (), 300, 15, 1000, False, False)
+        sizes = (100_000, 1_000_000) if scale is None else scale
+        return cls(False, docs or 10_000, sizes, 1000, 30, 2000, peers, peers)
 
 
 @dataclass
@@ -87,7 +95,12 @@ def _process_tree_rss_mb(pid: int) -> float:
         current = stack.pop()
         try:
             status = Path(f"/proc/{current}/status").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            # Every thread's children: Milvus Lite is spawned from a worker thread.
+            children = [
+                c
+                for task in Path(f"/proc/{current}/task").iterdir()
+                for c in (task / "children").read_text().split()
+            ]
         except OSError:
             continue
         total += next(
