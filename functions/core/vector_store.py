@@ -223,15 +223,18 @@ class MilvusVectorStore:
     def count(self, collection: str) -> int:
         return self._count(collection, "")
 
-    def _count(self, collection: str, expression: str) -> int:
+    def _query(self, collection: str, expression: str, field: str) -> list[dict[str, Any]]:
         rows = self._call(
             "query",
             collection,
             filter=expression,
-            output_fields=["count(*)"],
+            output_fields=[field],
             consistency_level="Strong",
         )
-        return int(rows[0]["count(*)"])
+        return list(rows)
+
+    def _count(self, collection: str, expression: str) -> int:
+        return int(self._query(collection, expression, "count(*)")[0]["count(*)"])
 
     def missing_ids(self, collection: str, ids: Sequence[str]) -> list[str]:
         found: set[str] = set()
@@ -249,13 +252,7 @@ class MilvusVectorStore:
 
     def _query_ids(self, collection: str, expression: str) -> list[str]:
         try:
-            rows = self._call(
-                "query",
-                collection,
-                filter=expression,
-                output_fields=["id"],
-                consistency_level="Strong",
-            )
+            rows = self._query(collection, expression, "id")
         except StoreUnavailable as exc:
             # The same decoding bug: filtered counts can include deleted, uncompacted rows.
             if "Unsupported data type" in str(exc):

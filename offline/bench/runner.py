@@ -239,7 +239,7 @@ def run_bench(
         queries = queries_file.read_text().splitlines()
         # Same corpus, model, query texts and thread count as our own measurements.
         results["peer"] = measure_txtai(
-            corpus_file, queries[:200], Path(_st_folder()), work_dir, threads=2
+            corpus_file, queries[:200], Path(default_model_source()), work_dir, threads=2
         )
     if plan.engines:
         step("Milvus Lite engines at 100k")
@@ -248,12 +248,6 @@ def run_bench(
         results["engines"] = compare_engines(100_000, work_dir)
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results
-
-
-def _st_folder() -> str:
-    from offline.export import default_model_source
-
-    return default_model_source()
 
 
 def _scale_row(serving_result: dict[str, Any]) -> dict[str, Any]:
