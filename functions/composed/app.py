@@ -1,4 +1,4 @@
-"""All three functions in one ASGI app: the local server, or a single-Lambda deployment."""
+"""All three functions in one process: the local server (with the page), or one Lambda."""
 
 from __future__ import annotations
 
@@ -8,26 +8,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from functions.core.http import create_api
+from functions.composed.service import composed_routes
+from functions.core.http import create_api, include_routes
 from functions.core.settings import Settings
-from functions.core.stores import open_document_store
-from functions.preprocess import app as preprocess
-from functions.search import app as search
-from functions.search.clients import InProcessDocuments, InProcessEmbedder
-from functions.summary import app as summary
 
 
 def create_app(settings: Settings, static_dir: Path | None = None) -> FastAPI:
-    """Preprocess, search and summary sharing one encoder and one set of store clients."""
-    preprocessor = preprocess.build_preprocessor(settings)
-    documents = open_document_store(settings)
-    service = search.build_search_service(
-        settings, InProcessEmbedder(preprocessor), InProcessDocuments(documents)
-    )
+    """The composed API, plus the page from `static_dir` at `/`."""
+    preprocessor, routes = composed_routes(settings)
     app = create_api("mmsearch", "Multimodal retrieval: embed, search and fetch documents.")
-    app.include_router(preprocess.router(preprocessor))
-    app.include_router(search.router(service))
-    app.include_router(summary.router(documents))
+    include_routes(app, routes)
 
     @app.get("/v1/health", tags=["health"])
     def health() -> dict[str, Any]:

@@ -1,8 +1,7 @@
 """Lambda entry point when all three functions are deployed as one."""
 
-from mangum import Mangum
-
-from functions.composed.app import create_app
+from functions.composed.service import composed_routes
+from functions.core.lambda_http import lambda_handler
 from functions.core.settings import Settings
 
-handler = Mangum(create_app(Settings()), lifespan="off")
+handler = lambda_handler(composed_routes(Settings())[1])

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from functions.core.errors import ServiceError
+from functions.core.routes import Route, describe_errors
 from functions.core.schemas import ErrorBody
 
 log = logging.getLogger("mmsearch")
@@ -28,18 +29,6 @@ def error_response(
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
-def describe_validation_error(exc: RequestValidationError) -> tuple[int, str, str]:
-    """Status, code and a short message naming the offending fields (never echoing input)."""
-    errors = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return 400, "malformed_json", "request body is not valid JSON"
-    parts = []
-    for error in errors[:5]:
-        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{location}: {error.get('msg', 'invalid')}")
-    return 422, "invalid_request", "; ".join(parts)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure to the error body; unexpected ones become a 500 without internals."""
 
@@ -51,7 +40,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        status, code, message = describe_validation_error(exc)
+        status, code, message = describe_errors(list(exc.errors()))
         return error_response(status, code, message)
 
     @app.exception_handler(Exception)
@@ -65,3 +54,27 @@ def create_api(title: str, description: str) -> FastAPI:
     app = FastAPI(title=title, description=description, version="0.1.0")
     install_error_handlers(app)
     return app
+
+
+def include_routes(app: FastAPI, routes: list[Route]) -> None:
+    """Serve `routes` from `app`, documented in its OpenAPI schema."""
+    for route in routes:
+        app.add_api_route(
+            route.path,
+            _endpoint(route),
+            methods=[route.method],
+            response_model=route.response,
+            responses=ERROR_RESPONSES,
+            tags=[route.tag],
+        )
+
+
+def _endpoint(route: Route) -> Any:
+    def endpoint(request: Any) -> Any:
+        return route.call(request)
+
+    # FastAPI reads the body model and the docs from the endpoint's signature and docstring.
+    endpoint.__annotations__ = {"request": route.request, "return": route.response}
+    endpoint.__name__ = getattr(route.call, "__name__", "endpoint")
+    endpoint.__doc__ = route.call.__doc__
+    return endpoint

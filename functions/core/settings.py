@@ -1,20 +1,28 @@
-"""One place for configuration: environment variables prefixed `MMSEARCH_`, read once."""
+"""One place for configuration: environment variables prefixed `MMSEARCH_`, read once.
+
+Plain pydantic rather than pydantic-settings: the latter adds a quarter of a second to every
+Lambda cold start here, and these settings are flat scalars that pydantic parses from strings.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+ENV_PREFIX = "MMSEARCH_"
 
 
-class Settings(BaseSettings):
-    """Runtime configuration shared by the three functions, the CLI and the local server."""
+class Settings(BaseModel):
+    """Runtime configuration shared by the three functions, the CLI and the local server.
 
-    model_config = SettingsConfigDict(env_prefix="MMSEARCH_", extra="ignore")
+    Each field reads `MMSEARCH_<FIELD>` (any case) when not given as an argument; an empty
+    variable counts as unset."""
+
+    model_config = ConfigDict(extra="ignore")
 
     home: Path = Field(Path(".mmsearch"), description="All local state lives here.")
     model_dir: Path | None = Field(None, description="Exported model folder; default under home.")
@@ -50,3 +58,16 @@ class Settings(BaseSettings):
     def resolved_milvus_uri(self) -> str:
         """A Milvus server URI, or the Milvus Lite file under home."""
         return self.milvus_uri or str(self.home / "milvus" / "milvus.db")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment(cls, data: Any) -> Any:
+        """Arguments win over the environment."""
+        if not isinstance(data, dict):
+            return data
+        env = {
+            name[len(ENV_PREFIX) :].lower(): value
+            for name, value in os.environ.items()
+            if name.upper().startswith(ENV_PREFIX) and value != ""
+        }
+        return {**{k: v for k, v in env.items() if k in cls.model_fields}, **data}

@@ -1,8 +1,7 @@
 """Lambda entry point: init loads the model once; `handler` serves API Gateway events."""
 
-from mangum import Mangum
-
+from functions.core.lambda_http import lambda_handler
 from functions.core.settings import Settings
-from functions.preprocess.app import create_app
+from functions.preprocess.service import build_preprocessor, routes
 
-handler = Mangum(create_app(Settings()), lifespan="off")
+handler = lambda_handler(routes(build_preprocessor(Settings())))

@@ -1,8 +1,8 @@
 """Lambda entry point: init wires the pipeline once; `handler` serves API Gateway events."""
 
-from mangum import Mangum
-
+from functions.core.lambda_http import lambda_handler
 from functions.core.settings import Settings
-from functions.search.app import create_app
+from functions.search.service import build_search_service, dependencies, routes
 
-handler = Mangum(create_app(Settings()), lifespan="off")
+_settings = Settings()
+handler = lambda_handler(routes(build_search_service(_settings, *dependencies(_settings))))

@@ -5,11 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from time import perf_counter
 
+from aws_lambda_powertools import Logger
+
+from functions.core.routes import Route
 from functions.core.scenes import Scene, get_scene
 from functions.core.schemas import FilterValue, Hit, SearchRequest, SearchResponse, Timings
+from functions.core.settings import Settings
+from functions.core.stores import collection_name, open_document_store, open_vector_store
 from functions.core.text import normalize_text
 from functions.core.vector_store import Match, VectorStore
-from functions.search.clients import DocumentFetcher, QueryEmbedder
+from functions.search.clients import (
+    DocumentFetcher,
+    InProcessDocuments,
+    InProcessEmbedder,
+    LambdaDocuments,
+    LambdaEmbedder,
+    LambdaInvoker,
+    QueryEmbedder,
+)
+
+logger = Logger(service="mmsearch-search")
 
 
 def rank(matches: list[Match], top_k: int) -> list[Match]:
@@ -74,3 +89,58 @@ class SearchService:
 
 def _ms(a: float, b: float) -> float:
     return round((b - a) * 1000, 3)
+
+
+def build_search_service(
+    settings: Settings, embedder: QueryEmbedder, documents: DocumentFetcher
+) -> SearchService:
+    """Wire the pipeline to the vector store named by `settings`."""
+    return SearchService(
+        embedder,
+        open_vector_store(settings),
+        documents,
+        collection_for=lambda scene: collection_name(settings, scene),
+        max_query_chars=settings.max_query_chars,
+        match_candidates=settings.match_candidates,
+    )
+
+
+def dependencies(settings: Settings) -> tuple[QueryEmbedder, DocumentFetcher]:
+    """Preprocess and summary: other Lambda functions in a split deployment, else in-process."""
+    if settings.deployment == "lambda":
+        import boto3
+
+        client = boto3.client("lambda")
+        if not settings.preprocess_function or not settings.summary_function:
+            raise ValueError(
+                "split deployment needs MMSEARCH_PREPROCESS_FUNCTION and _SUMMARY_FUNCTION"
+            )
+        return (
+            LambdaEmbedder(LambdaInvoker(client, settings.preprocess_function)),
+            LambdaDocuments(LambdaInvoker(client, settings.summary_function)),
+        )
+    from functions.preprocess.service import build_preprocessor
+
+    return (
+        InProcessEmbedder(build_preprocessor(settings)),
+        InProcessDocuments(open_document_store(settings)),
+    )
+
+
+def routes(service: SearchService) -> list[Route]:
+    """Routes of the search function."""
+
+    def search(request: SearchRequest) -> SearchResponse:
+        """Search one scene: embed the query, match in Milvus, rank, attach documents."""
+        response = service.search(request)
+        logger.info(
+            "search",
+            scene=response.scene,
+            top_k=request.top_k,
+            hits=len(response.hits),
+            filtered=bool(request.filters),
+            timings_ms=response.timings_ms.model_dump(),
+        )
+        return response
+
+    return [Route("POST", "/v1/search", SearchRequest, SearchResponse, search, "search")]

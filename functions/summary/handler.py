@@ -1,8 +1,8 @@
 """Lambda entry point: init opens the MongoDB client once; `handler` serves API Gateway events."""
 
-from mangum import Mangum
-
+from functions.core.lambda_http import lambda_handler
 from functions.core.settings import Settings
-from functions.summary.app import create_app
+from functions.core.stores import open_document_store
+from functions.summary.service import routes
 
-handler = Mangum(create_app(Settings()), lifespan="off")
+handler = lambda_handler(routes(open_document_store(Settings())))

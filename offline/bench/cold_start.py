@@ -12,13 +12,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Runs in the child: import the app module (code only), import the handler module (Lambda init:
-# model, clients), answer one API Gateway v2 event. Times are absolute, compared with the parent's.
+# Runs in the child: import the code the handler imports (its service module and the Lambda
+# front door), import the handler module (Lambda init: model, clients), answer one API Gateway
+# v2 event. Times are absolute, compared with the parent's.
 _CHILD = """
 import json, sys, time
 import importlib
 name, body = sys.argv[1], json.loads(sys.argv[2])
-importlib.import_module(f"functions.{name}.app")
+importlib.import_module(f"functions.{name}.service")
+importlib.import_module("functions.core.lambda_http")
 t_import = time.time()
 handler = importlib.import_module(f"functions.{name}.handler").handler
 t_init = time.time()

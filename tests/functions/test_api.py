@@ -1,33 +1,77 @@
-"""The three functions through their Lambda handlers, with API Gateway HTTP API (v2) events."""
+"""The three functions through both front doors built from the same routes: the Lambda
+handler (API Gateway HTTP API v2 events) and the FastAPI app (HTTP, as the local server)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from mangum import Mangum
+from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from functions.core.apigw import http_event, response_json
+from functions.core.http import create_api, include_routes
+from functions.core.lambda_http import lambda_handler
+from functions.core.routes import Route
 from functions.core.settings import Settings
-from functions.preprocess.app import create_app as preprocess_app
-from functions.search.app import create_app as search_app
-from functions.summary.app import create_app as summary_app
+from functions.core.stores import open_document_store
+from functions.preprocess import service as preprocess
+from functions.search import service as search_service
+from functions.summary import service as summary
 from offline.local_mongo import free_port
 
+Call = Callable[[str, str, Any], tuple[int, Any, dict[str, str]]]
 
-def call(handler: Mangum, method: str, path: str, body: Any = None) -> tuple[int, Any, dict]:
-    response = handler(http_event(method, path, body), None)
-    return response["statusCode"], response_json(response), response.get("headers", {})
+
+def front_door(kind: str, routes: list[Route]) -> Call:
+    """`call(method, path, body) -> (status, json body, lower-cased headers)`."""
+    if kind == "lambda":
+        handler = lambda_handler(routes)
+
+        def call_lambda(method: str, path: str, body: Any = None) -> tuple[int, Any, dict]:
+            response = handler(http_event(method, path, body), None)
+            headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
+            return response["statusCode"], response_json(response), headers
+
+        return call_lambda
+    app = create_api("test", "test")
+    include_routes(app, routes)
+    client = TestClient(app)
+
+    def call_http(method: str, path: str, body: Any = None) -> tuple[int, Any, dict]:
+        raw = body if isinstance(body, str) or body is None else json.dumps(body)
+        response = client.request(
+            method, path, content=raw, headers={"content-type": "application/json"}
+        )
+        return response.status_code, response.json(), dict(response.headers)
+
+    return call_http
+
+
+@pytest.fixture(params=["lambda", "http"])
+def door(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def search_routes(settings: Settings) -> list[Route]:
+    service = search_service.build_search_service(settings, *search_service.dependencies(settings))
+    return search_service.routes(service)
+
+
+def call(handler: Call, method: str, path: str, body: Any = None) -> tuple[int, Any, dict]:
+    return handler(method, path, body)
 
 
 @pytest.fixture
-def search(indexed_qa: Settings) -> Mangum:
-    return Mangum(search_app(indexed_qa), lifespan="off")
+def search(indexed_qa: Settings, door: str) -> Call:
+    return front_door(door, search_routes(indexed_qa))
 
 
-def test_search_finds_the_semantically_closest_document(search: Mangum) -> None:
+def test_search_finds_the_semantically_closest_document(search: Call) -> None:
     status, body, _ = call(search, "POST", "/v1/search", {"query": "I forgot my login password"})
     assert status == 200
     assert body["hits"][0]["id"] == "qa-000"
@@ -37,14 +81,14 @@ def test_search_finds_the_semantically_closest_document(search: Mangum) -> None:
     assert set(body["timings_ms"]) == {"preprocess", "match", "rank", "summary", "total"}
 
 
-def test_search_returns_fewer_hits_than_top_k_without_error(search: Mangum) -> None:
+def test_search_returns_fewer_hits_than_top_k_without_error(search: Call) -> None:
     status, body, _ = call(search, "POST", "/v1/search", {"query": "shipping time", "top_k": 100})
     assert status == 200
     assert len(body["hits"]) == 30
     assert len({h["id"] for h in body["hits"]}) == 30
 
 
-def test_search_filters_by_category_including_unicode_values(search: Mangum) -> None:
+def test_search_filters_by_category_including_unicode_values(search: Call) -> None:
     _, body, _ = call(
         search,
         "POST",
@@ -62,7 +106,7 @@ def test_search_filters_by_category_including_unicode_values(search: Mangum) -> 
     assert len(body["hits"]) == 6
 
 
-def test_filter_values_with_quotes_cannot_inject_expressions(search: Mangum) -> None:
+def test_filter_values_with_quotes_cannot_inject_expressions(search: Call) -> None:
     injected = {"category": 'x"]) or id != ("'}
     status, body, _ = call(search, "POST", "/v1/search", {"query": "refund", "filters": injected})
     assert status == 200
@@ -89,7 +133,7 @@ def test_filter_values_with_quotes_cannot_inject_expressions(search: Mangum) -> 
         ("[1, 2]", 422, "invalid_request"),
     ],
 )
-def test_bad_search_input_is_a_clear_4xx(search: Mangum, body: Any, status: int, code: str) -> None:
+def test_bad_search_input_is_a_clear_4xx(search: Call, body: Any, status: int, code: str) -> None:
     got_status, got, _ = call(search, "POST", "/v1/search", body)
     assert got_status == status
     assert got["error"]["code"] == code
@@ -97,8 +141,8 @@ def test_bad_search_input_is_a_clear_4xx(search: Mangum, body: Any, status: int,
     assert len(got["error"]["message"]) < 1000
 
 
-def test_embed_returns_unit_vectors_of_the_model_dimension(settings: Settings) -> None:
-    handler = Mangum(preprocess_app(settings), lifespan="off")
+def test_embed_returns_unit_vectors_of_the_model_dimension(settings: Settings, door: str) -> None:
+    handler = front_door(door, preprocess.routes(preprocess.build_preprocessor(settings)))
     status, body, _ = call(handler, "POST", "/v1/embed", {"texts": ["hello", "a longer text"]})
     assert status == 200
     assert body["dim"] == 384 and len(body["vectors"]) == 2
@@ -108,8 +152,8 @@ def test_embed_returns_unit_vectors_of_the_model_dimension(settings: Settings) -
     assert status == 422
 
 
-def test_documents_batch_get_keeps_order_and_lists_missing(indexed_qa: Settings) -> None:
-    handler = Mangum(summary_app(indexed_qa), lifespan="off")
+def test_documents_batch_get_keeps_order_and_lists_missing(indexed_qa: Settings, door: str) -> None:
+    handler = front_door(door, summary.routes(open_document_store(indexed_qa)))
     ids = ["qa-005", "nope", "qa-001"]
     status, body, _ = call(handler, "POST", "/v1/documents:batchGet", {"scene": "qa", "ids": ids})
     assert status == 200
@@ -119,7 +163,7 @@ def test_documents_batch_get_keeps_order_and_lists_missing(indexed_qa: Settings)
 
 
 def test_unreachable_mongodb_is_a_503_with_retry_hint_within_the_timeout(
-    indexed_qa: Settings,
+    indexed_qa: Settings, door: str
 ) -> None:
     dead = indexed_qa.model_copy(
         update={
@@ -127,7 +171,7 @@ def test_unreachable_mongodb_is_a_503_with_retry_hint_within_the_timeout(
             "store_timeout_s": 1.0,
         }
     )
-    handler = Mangum(search_app(dead), lifespan="off")
+    handler = front_door(door, search_routes(dead))
     started = time.monotonic()
     status, body, headers = call(handler, "POST", "/v1/search", {"query": "refund"})
     assert status == 503
@@ -136,8 +180,8 @@ def test_unreachable_mongodb_is_a_503_with_retry_hint_within_the_timeout(
     assert time.monotonic() - started < 8
 
 
-def test_search_before_indexing_says_the_index_is_not_ready(settings: Settings) -> None:
-    handler = Mangum(search_app(settings), lifespan="off")
+def test_search_before_indexing_says_the_index_is_not_ready(settings: Settings, door: str) -> None:
+    handler = front_door(door, search_routes(settings))
     status, body, _ = call(handler, "POST", "/v1/search", {"query": "refund"})
     assert status == 503
     assert body["error"]["code"] == "index_not_ready"
@@ -146,7 +190,36 @@ def test_search_before_indexing_says_the_index_is_not_ready(settings: Settings) 
 def test_openapi_schema_lists_every_route(settings: Settings) -> None:
     from functions.composed.app import create_app
 
-    handler = Mangum(create_app(settings), lifespan="off")
-    status, schema, _ = call(handler, "GET", "/openapi.json")
-    assert status == 200
-    assert {"/v1/embed", "/v1/search", "/v1/documents:batchGet"} <= set(schema["paths"])
+    response = TestClient(create_app(settings)).get("/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert {"/v1/embed", "/v1/search", "/v1/documents:batchGet", "/v1/health"} <= set(paths)
+    search = paths["/v1/search"]["post"]
+    assert search["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/SearchRequest"
+    )
+    assert {"200", "422", "503"} <= set(search["responses"])
+
+
+def test_lambda_handler_answers_unknown_routes_and_methods_with_the_error_body(
+    settings: Settings,
+) -> None:
+    handler = front_door("lambda", preprocess.routes(preprocess.build_preprocessor(settings)))
+    status, body, _ = handler("POST", "/v1/nope", {"texts": ["x"]})
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    status, body, _ = handler("GET", "/v1/embed", None)
+    assert (status, body["error"]["code"]) == (405, "method_not_allowed")
+
+
+def test_lambda_handler_decodes_base64_bodies_and_refuses_broken_ones(settings: Settings) -> None:
+    handler = lambda_handler(preprocess.routes(preprocess.build_preprocessor(settings)))
+    event = http_event("POST", "/v1/embed", None)
+    event["body"] = base64.b64encode(json.dumps({"texts": ["héllo"]}).encode()).decode()
+    event["isBase64Encoded"] = True
+    assert handler(event, None)["statusCode"] == 200
+    event["body"] = "%%% not base64"
+    assert response_json(handler(event, None))["error"]["code"] == "malformed_json"
+    event = http_event("POST", "/v1/embed", None)
+    event["body"] = '{"texts": ["\ud800"]}'  # a lone surrogate, as a broken client may send
+    response = handler(event, None)
+    assert response["statusCode"] == 400

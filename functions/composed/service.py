@@ -1,0 +1,23 @@
+"""Preprocess, search and summary wired together in one process."""
+
+from __future__ import annotations
+
+from functions.core.routes import Route
+from functions.core.settings import Settings
+from functions.core.stores import open_document_store
+from functions.preprocess import service as preprocess
+from functions.preprocess.service import Preprocessor
+from functions.search import service as search
+from functions.search.clients import InProcessDocuments, InProcessEmbedder
+from functions.summary import service as summary
+
+
+def composed_routes(settings: Settings) -> tuple[Preprocessor, list[Route]]:
+    """Preprocess, search and summary sharing one encoder and one set of store clients."""
+    preprocessor = preprocess.build_preprocessor(settings)
+    documents = open_document_store(settings)
+    service = search.build_search_service(
+        settings, InProcessEmbedder(preprocessor), InProcessDocuments(documents)
+    )
+    routes = preprocess.routes(preprocessor) + search.routes(service) + summary.routes(documents)
+    return preprocessor, routes

@@ -1,0 +1,92 @@
+"""API Gateway HTTP API (payload v2) events straight to routes: the Lambda entry point.
+
+Answers exactly like the FastAPI app built from the same routes: the same bodies, the same
+`{"error": {"code", "message"}}` on failure, Retry-After on retryable errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from functions.core.errors import ServiceError
+from functions.core.routes import Route, describe_errors
+
+log = logging.getLogger("mmsearch")
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def lambda_handler(routes: Sequence[Route]) -> LambdaHandler:
+    """A Lambda handler serving `routes` for API Gateway v2 (and direct-invoke) events."""
+    table = {(r.method, r.path): r for r in routes}
+    paths = {r.path for r in routes}
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        method, path = _method_and_path(event)
+        route = table.get((method, path))
+        if route is None:
+            if path in paths:
+                return error(405, "method_not_allowed", f"{method} is not allowed on {path}")
+            return error(404, "not_found", f"no route {method} {path}")
+        try:
+            body = _body(event)
+            request = route.request.model_validate_json(body or b"null")
+        except UnicodeError:
+            return error(400, "malformed_json", "request body is not valid UTF-8")
+        except binascii.Error:
+            return error(400, "malformed_json", "request body is not valid base64")
+        except ValidationError as exc:
+            return error(*describe_errors(exc.errors(include_url=False, include_input=False)))
+        try:
+            response = route.call(request)
+        except ServiceError as exc:
+            if exc.status >= 500:
+                log.warning("%s: %s", exc.code, exc.message)
+            return error(exc.status, exc.code, exc.message, exc.retry_after_s)
+        except Exception:
+            log.exception("unhandled error on %s %s", method, path)
+            return error(500, "internal", "internal error; it has been logged")
+        return _json(200, response.model_dump_json())
+
+    return handler
+
+
+def error(status: int, code: str, message: str, retry_after_s: int | None = None) -> dict[str, Any]:
+    """The one error body as a Lambda proxy response."""
+    body = json.dumps({"error": {"code": code, "message": message}})
+    response = _json(status, body)
+    if retry_after_s:
+        response["headers"]["retry-after"] = str(retry_after_s)
+    return response
+
+
+def _json(status: int, body: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def _method_and_path(event: dict[str, Any]) -> tuple[str, str]:
+    http = event.get("requestContext", {}).get("http", {})
+    route_key = event.get("routeKey") or ""
+    if " " in route_key and "{" not in route_key:
+        method, path = route_key.split(" ", 1)
+        return method.upper(), path
+    return str(http.get("method", "")).upper(), str(event.get("rawPath") or http.get("path", ""))
+
+
+def _body(event: dict[str, Any]) -> bytes:
+    raw = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return base64.b64decode(raw, validate=True)
+    return raw.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError: a 400

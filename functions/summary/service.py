@@ -1,0 +1,31 @@
+"""Documents by id, in the order asked, with the ids not found listed."""
+
+from __future__ import annotations
+
+from functions.core.document_store import DocumentStore
+from functions.core.routes import Route
+from functions.core.scenes import get_scene
+from functions.core.schemas import DocumentsRequest, DocumentsResponse
+
+
+def routes(documents: DocumentStore) -> list[Route]:
+    """Routes of the summary function."""
+
+    def batch_get(request: DocumentsRequest) -> DocumentsResponse:
+        """Documents of a scene in the order of `ids`; ids not found are listed in `missing`."""
+        scene = get_scene(request.scene)
+        found = documents.get(scene.name, request.ids)
+        ordered = [found[i] for i in dict.fromkeys(request.ids) if i in found]
+        missing = [i for i in dict.fromkeys(request.ids) if i not in found]
+        return DocumentsResponse(scene=scene.name, documents=ordered, missing=missing)
+
+    return [
+        Route(
+            "POST",
+            "/v1/documents:batchGet",
+            DocumentsRequest,
+            DocumentsResponse,
+            batch_get,
+            "summary",
+        )
+    ]
