@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,33 @@ def build_replicated(
     seed: int = 7,
 ) -> None:
     """Write `size` documents (copies of `documents`) into fresh collections and index them."""
-    rng = np.random.default_rng(seed)
     vectors.drop(collection)
     mongo_db.drop_collection(collection)
     vectors.ensure_collection(collection, base_vectors.shape[1], QA.array_filter_fields)
-    batch = 1000
+    # MongoDB writes run beside the Milvus writes (both stores are other processes), one batch
+    # in flight, so a failure surfaces at the next batch and memory stays bounded.
+    with ThreadPoolExecutor(1) as mongo_writer:
+        pending: Future[Any] | None = None
+        for records, bodies in _replicas(documents, base_vectors, size, noise, seed):
+            vectors.upsert(collection, records)
+            if pending is not None:
+                pending.result()
+            pending = mongo_writer.submit(mongo_db[collection].insert_many, bodies, ordered=False)
+        if pending is not None:
+            pending.result()
+    vectors.build_index(collection)
+
+
+def _replicas(
+    documents: Sequence[dict[str, Any]],
+    base_vectors: np.ndarray,
+    size: int,
+    noise: float,
+    seed: int,
+    batch: int = 1000,
+) -> Iterator[tuple[list[VectorRecord], list[dict[str, Any]]]]:
+    """Batches of (vector records, MongoDB documents) for copies 0, 1, … of `documents`."""
+    rng = np.random.default_rng(seed)
     for start in range(0, size, batch):
         index = np.arange(start, min(start + batch, size))
         source = index % len(documents)
@@ -56,18 +79,14 @@ def build_replicated(
         matrix = base_vectors[source] + rng.normal(0, noise, (len(index), base_vectors.shape[1]))
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
         ids = [f"{documents[s]['id']}#{c}" for s, c in zip(source, copy, strict=True)]
-        vectors.upsert(
-            collection,
+        pairs = list(zip(ids, source, strict=True))
+        yield (
             [
                 VectorRecord(i, matrix[row], QA.filter_values(documents[s]))
-                for row, (i, s) in enumerate(zip(ids, source, strict=True))
+                for row, (i, s) in enumerate(pairs)
             ],
+            [{**_body(documents[s]), "_id": i} for i, s in pairs],
         )
-        mongo_db[collection].insert_many(
-            [{**_body(documents[s]), "_id": i} for i, s in zip(ids, source, strict=True)],
-            ordered=False,
-        )
-    vectors.build_index(collection)
 
 
 def _body(document: dict[str, Any]) -> dict[str, Any]:
