@@ -194,10 +194,26 @@ def evaluate(
     reference: Annotated[
         bool, typer.Option(help="Also score sentence-transformers exact search, same model.")
     ] = False,
+    match: Annotated[
+        str,
+        typer.Option(help="dense, bm25, hybrid, or several comma-separated, or all."),
+    ] = "dense",
+    rank: Annotated[
+        str | None, typer.Option(help="Rank experiment; default: the one with most traffic.")
+    ] = None,
 ) -> None:
-    """Index a BEIR folder into throwaway collections and score the real search path."""
-    from offline.evaluate import evaluate_reference, evaluate_search
+    """Index a BEIR folder into throwaway collections and score the real search path, once per
+    match kind, with the scene's configured ranker."""
+    from functions.search.service import config_source
+    from offline.evaluate import MATCH_KINDS, default_ranker, evaluate_reference, evaluate_search
     from offline.local_mongo import local_stores
+
+    kinds = list(MATCH_KINDS) if match == "all" else [k.strip() for k in match.split(",")]
+    if unknown := [k for k in kinds if k not in MATCH_KINDS]:
+        console.print(f"[red]unknown match kind {unknown[0]!r}; one of: {', '.join(MATCH_KINDS)}")
+        raise typer.Exit(2)
+    config = config_source(Settings()).get()
+    ranker = rank or default_ranker(config.scenes["qa"])
 
     with local_stores(_batch(Settings())) as settings, _progress() as progress:
         tasks: dict[str, int] = {}
@@ -207,8 +223,22 @@ def evaluate(
                 tasks[stage] = progress.add_task(stage, total=total)
             progress.update(tasks[stage], completed=done)
 
-        metrics = evaluate_search(settings, beir, top_k=top_k, progress=on_progress)
-    result: dict[str, object] = dict(metrics.as_json())
+        by_kind = evaluate_search(
+            settings,
+            beir,
+            top_k=top_k,
+            matches=kinds,
+            rank_experiment=ranker,
+            config=config,
+            progress=on_progress,
+        )
+    # The first kind's figures at the top level; every kind under "by_match".
+    result: dict[str, object] = {
+        **by_kind[kinds[0]].as_json(),
+        "match": kinds[0],
+        "rank": ranker,
+        "by_match": {kind: metrics.as_json() for kind, metrics in by_kind.items()},
+    }
     if reference:
         from functions.core.manifest import ModelManifest
         from offline.export import source_of

@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from functions.core.encoder import TextEncoder
+from functions.core.pipeline_config import PipelineConfig, SceneConfig
 from functions.core.scenes import QA
-from functions.core.schemas import SearchRequest
+from functions.core.schemas import Debug, SearchRequest
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_document_store, open_vector_store
 from functions.preprocess.service import Preprocessor
 from functions.search.clients import InProcessDocuments, InProcessEmbedder
-from functions.search.service import SearchService
+from functions.search.config_source import StaticConfig
+from functions.search.service import SearchService, config_source
 from offline.corpus import QADocument, read_corpus
 from offline.indexer import Indexer
 
@@ -84,23 +86,39 @@ def score_run(run: Run, qrels: Qrels, docs: int) -> Metrics:
     return Metrics(sum(ndcg) / n, sum(recall) / n, sum(mrr) / n, queries=n, docs=docs)
 
 
+MATCH_KINDS = ("dense", "bm25", "hybrid")
+
+
 def evaluate_search(
     settings: Settings,
     folder: Path,
     *,
     top_k: int = 100,
+    matches: Sequence[str] = ("dense",),
+    rank_experiment: str | None = None,
+    config: PipelineConfig | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-) -> Metrics:
-    """Index `folder` into throwaway collections, query through `SearchService`, drop them."""
+) -> dict[str, Metrics]:
+    """Index `folder` once into throwaway collections, query it through `SearchService` with
+    each match kind in `matches` (the scene's first match experiment of that kind) and the
+    configured ranker (the rank experiment with most traffic, or `rank_experiment`), drop them.
+    Returns {match kind: metrics}."""
     corpus = read_corpus(folder)
     queries, qrels = read_queries(folder), read_qrels(folder)
     qrels = {q: r for q, r in qrels.items() if q in queries}
+    config = config or config_source(settings).get()
+    scene_config = config.scenes[QA.name]
+    forced = [(kind, experiment_for(scene_config, kind)) for kind in matches]
+    ranker = rank_experiment or default_ranker(scene_config)
+    if ranker not in scene_config.rank.experiments:
+        raise ValueError(f"no rank experiment {ranker!r} in the pipeline configuration")
     scratch = settings.model_copy(
         update={"collection_prefix": f"{settings.collection_prefix}eval_{uuid.uuid4().hex[:8]}_"}
     )
     encoder = TextEncoder.load(scratch.resolved_model_dir, threads=scratch.encoder_threads)
     vectors, documents = open_vector_store(scratch), open_document_store(scratch)
     collection = collection_name(scratch, QA)
+    results: dict[str, Metrics] = {}
     try:
         indexer = Indexer(encoder, vectors, documents, encode_batch_size=scratch.encode_batch_size)
         done = 0
@@ -119,21 +137,38 @@ def evaluate_search(
             InProcessDocuments(documents),
             collection_for=lambda _: collection,
             max_query_chars=scratch.max_query_chars,
-            match_candidates=top_k,
+            config=StaticConfig(config),
         )
-        run: Run = {}
-        for i, query_id in enumerate(qrels, start=1):
-            response = service.search(
-                SearchRequest(scene="qa", query=queries[query_id], top_k=top_k)
-            )
-            run[query_id] = [hit.id for hit in response.hits]
-            if progress:
-                progress("search", i, len(qrels))
+        for kind, experiment in forced:
+            debug = Debug(experiments={"match": experiment, "rank": ranker})
+            run: Run = {}
+            for i, query_id in enumerate(qrels, start=1):
+                request = SearchRequest(
+                    scene=QA.name, query=queries[query_id], top_k=top_k, debug=debug
+                )
+                run[query_id] = [hit.id for hit in service.search(request).hits]
+                if progress:
+                    progress(f"search ({kind})", i, len(qrels))
+            results[kind] = score_run(run, qrels, docs=len(corpus.documents))
     finally:
         vectors.drop(collection)
         documents.drop(QA.name)
         documents.close()
-    return score_run(run, qrels, docs=len(corpus.documents))
+    return results
+
+
+def default_ranker(scene_config: SceneConfig) -> str:
+    """The rank experiment with the most traffic (the first of equals)."""
+    experiments = scene_config.rank.experiments
+    return max(experiments, key=lambda name: experiments[name].ratio)
+
+
+def experiment_for(scene_config: SceneConfig, kind: str) -> str:
+    """The scene's first match experiment of `kind`."""
+    for name, experiment in scene_config.match.experiments.items():
+        if experiment.params.kind == kind:
+            return name
+    raise ValueError(f"the pipeline configuration has no match experiment of kind {kind!r}")
 
 
 def exact_reference_run(

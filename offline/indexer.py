@@ -94,8 +94,16 @@ class Indexer:
         `prune` first deletes stored documents that are no longer in `docs`."""
         start = time.perf_counter()
         fields = scene.array_filter_fields
+        stale = self._vectors.has_collection(collection) and not self._vectors.schema_current(
+            collection
+        )
+        if stale:
+            # Written by an older version (e.g. without the BM25 text): rebuild every vector.
+            self._vectors.drop(collection)
         self._vectors.ensure_collection(collection, self._encoder.dim, fields)
         stored = self._documents.fingerprints(scene.name)
+        if stale:
+            stored = dict.fromkeys(stored, "")
         pruned = self._prune(scene, collection, stored, {d.id for d in docs}) if prune else 0
         embedded = 0
         # Store writes of batch i overlap the embedding of batch i+1; at most one write is in
@@ -143,11 +151,10 @@ class Indexer:
         todo = [i for i, d in enumerate(batch) if stored.get(d.id) != prints[i]]
         if not todo:
             return PreparedBatch([], [], [])
-        matrix = self._encoder.embed(
-            [scene.embedding_text(bodies[i]) for i in todo], batch_size=self._encode_batch_size
-        )
+        texts = [scene.embedding_text(bodies[i]) for i in todo]
+        matrix = self._encoder.embed(texts, batch_size=self._encode_batch_size)
         records = [
-            VectorRecord(batch[i].id, matrix[row], scene.filter_values(bodies[i]))
+            VectorRecord(batch[i].id, matrix[row], scene.filter_values(bodies[i]), texts[row])
             for row, i in enumerate(todo)
         ]
         changed = [{**bodies[i], FINGERPRINT: prints[i]} for i in todo if batch[i].id in stored]

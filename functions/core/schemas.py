@@ -25,6 +25,12 @@ class EmbedResponse(BaseModel):
     vectors: list[list[float]]
 
 
+class Debug(_Body):
+    """Developer switches: force an experiment per layer (qp, match, rank, summary)."""
+
+    experiments: dict[str, str] = Field(default_factory=dict, max_length=4)
+
+
 class SearchRequest(_Body):
     """A query against one scene."""
 
@@ -35,12 +41,32 @@ class SearchRequest(_Body):
     filters: dict[str, FilterValue] | None = Field(
         None, description="Field -> value (or any of a list of values), AND-ed."
     )
+    debug: Debug | None = None
+
+
+Span = tuple[int, int]
+
+
+class Snippet(BaseModel):
+    """A window of one field; `highlights` are [start, end) offsets in Unicode code points."""
+
+    field: str | None = None
+    text: str
+    highlights: list[Span] = Field(default_factory=list)
 
 
 class Hit(BaseModel):
     id: str
-    score: float = Field(description="Similarity from the matcher (cosine, higher is closer).")
+    score: float = Field(
+        description="Ranking score, higher is better (its scale depends on "
+        "the match and rank experiments: cosine, BM25, fused)."
+    )
     document: dict[str, Any] | None = Field(description="None when the document is missing.")
+    highlights: dict[str, list[Span]] = Field(
+        default_factory=dict,
+        description="Field -> [start, end) code-point offsets of query terms in that value.",
+    )
+    snippet: Snippet | None = None
 
 
 class Timings(BaseModel):
@@ -55,6 +81,7 @@ class SearchResponse(BaseModel):
     scene: str
     hits: list[Hit]
     timings_ms: Timings
+    experiments: dict[str, str] = Field(description="Layer -> the experiment that ran.")
 
 
 class DocumentsRequest(_Body):

@@ -43,7 +43,17 @@ class Settings(BaseModel):
     encode_batch_size: int = Field(32, ge=1, le=1024)
 
     max_query_chars: int = Field(1000, ge=1)
-    match_candidates: int = Field(100, ge=1, le=16384, description="Hits fetched before ranking.")
+
+    pipeline_config: Path | None = Field(
+        None, description="Pipeline YAML (scenes, layers, experiments); default: the packaged one."
+    )
+    pipeline_reload_s: float = Field(1.0, ge=0, description="How often the file is checked.")
+    appconfig_application: str | None = Field(
+        None, description="AWS AppConfig application; set: the pipeline config comes from there."
+    )
+    appconfig_environment: str = "prod"
+    appconfig_profile: str = "pipeline"
+    appconfig_max_age_s: int = Field(60, ge=0, description="AppConfig cache TTL.")
 
     deployment: Literal["in_process", "lambda"] = "in_process"
     preprocess_function: str | None = Field(None, description="Lambda name for split deployment.")

@@ -13,6 +13,18 @@ import numpy as np
 from functions.core.errors import IndexNotReady, InvalidRequest, StoreUnavailable
 
 VECTOR_FIELD = "vector"
+TEXT_FIELD = "text"  # the searchable text; Milvus derives the BM25 sparse vector from it
+SPARSE_FIELD = "sparse"
+TEXT_MAX_BYTES = 65_535
+# English-leaning analysis for BM25: words, lower-cased, stemmed, stop words removed.
+ANALYZER = {
+    "tokenizer": "standard",
+    "filter": [
+        "lowercase",
+        {"type": "stemmer", "language": "english"},
+        {"type": "stop", "stop_words": ["_english_"]},
+    ],
+}
 ID_MAX_LENGTH = 512
 FILTER_VALUE_MAX_LENGTH = 256
 FILTER_MAX_VALUES = 64
@@ -25,18 +37,24 @@ class VectorRecord:
     id: str
     vector: Sequence[float] | np.ndarray
     fields: Mapping[str, list[str]] = field(default_factory=dict)
+    text: str = ""
 
 
 @dataclass(frozen=True)
 class Match:
-    """One nearest neighbour: document id and cosine similarity."""
+    """One hit: document id, the matcher's score (cosine, or BM25), and any stored fields
+    asked for (`vector` included when asked)."""
 
     id: str
     score: float
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 class VectorStore(Protocol):
     """What search and indexing need from a vector database."""
+
+    def has_collection(self, collection: str) -> bool:
+        """Whether the collection exists."""
 
     def ensure_collection(self, collection: str, dim: int, array_fields: Sequence[str]) -> None:
         """Create the collection if absent (idempotent)."""
@@ -48,9 +66,36 @@ class VectorStore(Protocol):
         """Flush, build the ANN index if needed and load the collection for search."""
 
     def search(
-        self, collection: str, vector: np.ndarray, limit: int, filters: Mapping[str, list[str]]
+        self,
+        collection: str,
+        vector: np.ndarray,
+        limit: int,
+        filters: Mapping[str, list[str]],
+        *,
+        nprobe: int | None = None,
+        ef: int | None = None,
+        output_fields: Sequence[str] = (),
     ) -> list[Match]:
         """Nearest neighbours by cosine similarity, best first, AND-ing `filters`."""
+
+    def search_text(
+        self,
+        collection: str,
+        text: str,
+        limit: int,
+        filters: Mapping[str, list[str]],
+        *,
+        output_fields: Sequence[str] = (),
+    ) -> list[Match]:
+        """BM25 over the stored text, best first, AND-ing `filters`."""
+
+    def fetch_fields(
+        self, collection: str, ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Stored fields (e.g. `vector`) of `ids`; absent ids are left out."""
+
+    def schema_current(self, collection: str) -> bool:
+        """Whether an existing collection has every field this version writes."""
 
     def count(self, collection: str) -> int:
         """Number of live records."""
@@ -155,7 +200,7 @@ class MilvusVectorStore:
         return bool(self._call("has_collection", collection))
 
     def ensure_collection(self, collection: str, dim: int, array_fields: Sequence[str]) -> None:
-        from pymilvus import DataType
+        from pymilvus import DataType, Function, FunctionType
 
         self._array_fields[collection] = tuple(array_fields)
         if self.has_collection(collection):
@@ -172,13 +217,38 @@ class MilvusVectorStore:
                 max_capacity=FILTER_MAX_VALUES,
                 max_length=FILTER_VALUE_MAX_LENGTH,
             )
+        schema.add_field(
+            TEXT_FIELD,
+            DataType.VARCHAR,
+            max_length=TEXT_MAX_BYTES,
+            enable_analyzer=True,
+            analyzer_params=ANALYZER,
+        )
+        schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(
+            Function(
+                name="text_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=[TEXT_FIELD],
+                output_field_names=[SPARSE_FIELD],
+            )
+        )
         self._call("create_collection", collection, schema=schema, consistency_level="Strong")
+
+    def schema_current(self, collection: str) -> bool:
+        description = self._call("describe_collection", collection)
+        return SPARSE_FIELD in {f["name"] for f in description["fields"]}
 
     def upsert(self, collection: str, records: Sequence[VectorRecord]) -> None:
         if not records:
             return
         rows = [
-            {"id": r.id, VECTOR_FIELD: np.asarray(r.vector, dtype=np.float32).tolist(), **r.fields}
+            {
+                "id": r.id,
+                VECTOR_FIELD: np.asarray(r.vector, dtype=np.float32).tolist(),
+                TEXT_FIELD: _clip_utf8(r.text, TEXT_MAX_BYTES),
+                **r.fields,
+            }
             for r in records
         ]
         self._call("upsert", collection, rows)
@@ -193,24 +263,74 @@ class MilvusVectorStore:
             params.add_index(
                 VECTOR_FIELD, index_type=self._index_type, metric_type="COSINE", params=index_params
             )
+            params.add_index(SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
             self._call("create_index", collection, params)
         self._call("load_collection", collection)
 
     def search(
-        self, collection: str, vector: np.ndarray, limit: int, filters: Mapping[str, list[str]]
+        self,
+        collection: str,
+        vector: np.ndarray,
+        limit: int,
+        filters: Mapping[str, list[str]],
+        *,
+        nprobe: int | None = None,
+        ef: int | None = None,
+        output_fields: Sequence[str] = (),
     ) -> list[Match]:
-        allowed = self._array_fields.get(collection) or self._describe_array_fields(collection)
-        expression = filter_expression(filters, allowed) if filters else ""
+        params: dict[str, int] = {"nprobe": nprobe or self._nprobe}
+        if ef is not None:
+            params["ef"] = ef
         result = self._call(
             "search",
             collection,
             [np.asarray(vector, dtype=np.float32).tolist()],
             anns_field=VECTOR_FIELD,
             limit=limit,
-            filter=expression,
-            search_params={"metric_type": "COSINE", "params": {"nprobe": self._nprobe}},
+            filter=self._expression(collection, filters),
+            output_fields=list(output_fields),
+            search_params={"metric_type": "COSINE", "params": params},
         )
-        return [Match(id=str(hit["id"]), score=float(hit["distance"])) for hit in result[0]]
+        return _matches(result[0])
+
+    def search_text(
+        self,
+        collection: str,
+        text: str,
+        limit: int,
+        filters: Mapping[str, list[str]],
+        *,
+        output_fields: Sequence[str] = (),
+    ) -> list[Match]:
+        result = self._call(
+            "search",
+            collection,
+            [text],
+            anns_field=SPARSE_FIELD,
+            limit=limit,
+            filter=self._expression(collection, filters),
+            output_fields=list(output_fields),
+            search_params={"metric_type": "BM25"},
+        )
+        return _matches(result[0])
+
+    def fetch_fields(
+        self, collection: str, ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 1000):
+            rows = self._call(
+                "get", collection, ids=list(ids[start : start + 1000]), output_fields=list(fields)
+            )
+            for row in rows:
+                found[str(row["id"])] = {f: row.get(f) for f in fields}
+        return found
+
+    def _expression(self, collection: str, filters: Mapping[str, list[str]]) -> str:
+        if not filters:
+            return ""
+        allowed = self._array_fields.get(collection) or self._describe_array_fields(collection)
+        return filter_expression(filters, allowed)
 
     def _describe_array_fields(self, collection: str) -> tuple[str, ...]:
         from pymilvus import DataType
@@ -267,6 +387,18 @@ class MilvusVectorStore:
     def drop(self, collection: str) -> None:
         if self.has_collection(collection):
             self._call("drop_collection", collection)
+
+
+def _matches(hits: Any) -> list[Match]:
+    return [
+        Match(id=str(hit["id"]), score=float(hit["distance"]), fields=dict(hit.get("entity") or {}))
+        for hit in hits
+    ]
+
+
+def _clip_utf8(text: str, limit: int) -> str:
+    data = text.encode("utf-8")
+    return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
 def _short(exc: BaseException) -> str:

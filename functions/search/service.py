@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from time import perf_counter
+from typing import Any
 
+import numpy as np
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from functions.core.errors import UnknownScene
+from functions.core.pipeline_config import SummaryParams
 from functions.core.routes import Route
 from functions.core.scenes import Scene, get_scene
 from functions.core.schemas import FilterValue, Hit, SearchRequest, SearchResponse, Timings
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_document_store, open_vector_store
 from functions.core.text import normalize_text
-from functions.core.vector_store import Match, VectorStore
+from functions.core.vector_store import VECTOR_FIELD, Match, VectorStore
+from functions.search.bucketing import assign
 from functions.search.clients import (
     DocumentFetcher,
     InProcessDocuments,
@@ -23,17 +29,18 @@ from functions.search.clients import (
     LambdaInvoker,
     QueryEmbedder,
 )
+from functions.search.config_source import (
+    DEFAULT_CONFIG,
+    AppConfig,
+    ConfigSource,
+    FileConfig,
+)
+from functions.search.matching import match
+from functions.search.ranking import needed_fields, rank
+from functions.search.summarize import query_terms, summarize
 
 logger = Logger(service="mmsearch-search")
-
-
-def rank(matches: list[Match], top_k: int) -> list[Match]:
-    """Best score first, one hit per id, at most `top_k` (fewer when fewer matched)."""
-    best: dict[str, Match] = {}
-    for match in matches:
-        if match.id not in best or match.score > best[match.id].score:
-            best[match.id] = match
-    return sorted(best.values(), key=lambda m: (-m.score, m.id))[:top_k]
+METRICS_NAMESPACE = "mmsearch"
 
 
 def normalize_filters(filters: Mapping[str, FilterValue] | None) -> dict[str, list[str]]:
@@ -42,7 +49,8 @@ def normalize_filters(filters: Mapping[str, FilterValue] | None) -> dict[str, li
 
 
 class SearchService:
-    """Runs one search request through the four stages."""
+    """Runs one search request through the layers qp -> match -> rank -> summary, each with
+    the experiment the request is bucketed into, timed per stage."""
 
     def __init__(
         self,
@@ -52,31 +60,54 @@ class SearchService:
         *,
         collection_for: Callable[[Scene], str],
         max_query_chars: int,
-        match_candidates: int,
+        config: ConfigSource | None = None,
     ) -> None:
         self._embedder = embedder
         self._vectors = vectors
         self._documents = documents
         self._collection_for = collection_for
         self._max_query_chars = max_query_chars
-        self._candidates = match_candidates
+        self._config = config or FileConfig(DEFAULT_CONFIG)
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Answer `request`; raises a `ServiceError` subclass for anything the caller can fix."""
         start = perf_counter()
         scene = get_scene(request.scene)
+        scene_config = self._config.get().scenes.get(scene.name)
+        if scene_config is None:
+            raise UnknownScene(f"scene {scene.name!r} is not in the pipeline configuration")
+        forced = request.debug.experiments if request.debug else None
+        chosen = assign(scene_config, request.user_id, forced)
+        qp = scene_config.qp.experiments[chosen["qp"]].params
+        matching = scene_config.match.experiments[chosen["match"]].params
+        ranking = scene_config.rank.experiments[chosen["rank"]].params
+        summary = scene_config.summary.experiments[chosen["summary"]].params
         query = normalize_text(request.query, self._max_query_chars)
         filters = normalize_filters(request.filters)
-        vector = self._embedder.embed_query(query)
+        vector = None
+        if matching.kind != "bm25":
+            vector = self._embedder.embed_query(qp.query_prefix + query)
         t_pre = perf_counter()
-        limit = max(request.top_k, self._candidates)
-        matches = self._vectors.search(self._collection_for(scene), vector, limit, filters)
+        collection = self._collection_for(scene)
+        matches = match(
+            self._vectors,
+            collection,
+            matching,
+            text=query,
+            vector=None if vector is None else (lambda: vector),
+            filters=filters,
+            limit=request.top_k,
+            output_fields=needed_fields(ranking),
+        )
         t_match = perf_counter()
-        ranked = rank(matches, request.top_k)
+        ranked = rank(
+            matches, ranking, request.top_k, lambda ids: self._stored_vectors(collection, ids)
+        )
         t_rank = perf_counter()
         documents = self._documents.fetch(scene.name, [m.id for m in ranked])
+        terms = query_terms(query)
+        hits = [self._hit(m, documents.get(m.id), summary, terms) for m in ranked]
         t_summary = perf_counter()
-        hits = [Hit(id=m.id, score=m.score, document=documents.get(m.id)) for m in ranked]
         timings = Timings(
             preprocess=_ms(start, t_pre),
             match=_ms(t_pre, t_match),
@@ -84,11 +115,42 @@ class SearchService:
             summary=_ms(t_rank, t_summary),
             total=_ms(start, perf_counter()),
         )
-        return SearchResponse(scene=scene.name, hits=hits, timings_ms=timings)
+        return SearchResponse(scene=scene.name, hits=hits, timings_ms=timings, experiments=chosen)
+
+    def _stored_vectors(self, collection: str, ids: list[str]) -> dict[str, np.ndarray]:
+        rows = self._vectors.fetch_fields(collection, ids, [VECTOR_FIELD])
+        return {i: np.asarray(r[VECTOR_FIELD], dtype=np.float32) for i, r in rows.items()}
+
+    @staticmethod
+    def _hit(
+        matched: Match,
+        document: dict[str, Any] | None,
+        params: SummaryParams,
+        terms: frozenset[str],
+    ) -> Hit:
+        if document is None:
+            return Hit(id=matched.id, score=matched.score, document=None)
+        shown, marks, snippet = summarize(document, params, terms)
+        return Hit(
+            id=matched.id, score=matched.score, document=shown, highlights=marks, snippet=snippet
+        )
 
 
 def _ms(a: float, b: float) -> float:
     return round((b - a) * 1000, 3)
+
+
+def emit_metrics(response: SearchResponse) -> None:
+    """One EMF metric blob per layer: requests and latency by scene, layer and experiment."""
+    for layer, experiment in response.experiments.items():
+        metrics = EphemeralMetrics(namespace=METRICS_NAMESPACE)
+        metrics.add_dimension("scene", response.scene)
+        metrics.add_dimension("layer", layer)
+        metrics.add_dimension("experiment", experiment)
+        metrics.add_metric("Requests", MetricUnit.Count, 1)
+        metrics.add_metric("LatencyMs", MetricUnit.Milliseconds, response.timings_ms.total)
+        metrics.add_metric("Hits", MetricUnit.Count, len(response.hits))
+        metrics.flush_metrics()
 
 
 def build_search_service(
@@ -101,8 +163,20 @@ def build_search_service(
         documents,
         collection_for=lambda scene: collection_name(settings, scene),
         max_query_chars=settings.max_query_chars,
-        match_candidates=settings.match_candidates,
+        config=config_source(settings),
     )
+
+
+def config_source(settings: Settings) -> ConfigSource:
+    """AppConfig when configured (AWS), else the YAML file, reloaded when it changes."""
+    if settings.appconfig_application:
+        return AppConfig(
+            settings.appconfig_application,
+            settings.appconfig_environment,
+            settings.appconfig_profile,
+            settings.appconfig_max_age_s,
+        )
+    return FileConfig(settings.pipeline_config or DEFAULT_CONFIG, settings.pipeline_reload_s)
 
 
 def dependencies(settings: Settings) -> tuple[QueryEmbedder, DocumentFetcher]:
@@ -136,11 +210,13 @@ def routes(service: SearchService) -> list[Route]:
         logger.info(
             "search",
             scene=response.scene,
+            experiments=response.experiments,
             top_k=request.top_k,
             hits=len(response.hits),
             filtered=bool(request.filters),
             timings_ms=response.timings_ms.model_dump(),
         )
+        emit_metrics(response)
         return response
 
     return [Route("POST", "/v1/search", SearchRequest, SearchResponse, search, "search")]

@@ -82,7 +82,9 @@ def _replicas(
         pairs = list(zip(ids, source, strict=True))
         yield (
             [
-                VectorRecord(i, matrix[row], QA.filter_values(documents[s]))
+                VectorRecord(
+                    i, matrix[row], QA.filter_values(documents[s]), QA.embedding_text(documents[s])
+                )
                 for row, (i, s) in enumerate(pairs)
             ],
             [{**_body(documents[s]), "_id": i} for i, s in pairs],

@@ -72,7 +72,12 @@ def search(indexed_qa: Settings, door: str) -> Call:
 
 
 def test_search_finds_the_semantically_closest_document(search: Call) -> None:
-    status, body, _ = call(search, "POST", "/v1/search", {"query": "I forgot my login password"})
+    status, body, _ = call(
+        search,
+        "POST",
+        "/v1/search",
+        {"query": "I forgot my login password", "debug": {"experiments": {"rank": "score"}}},
+    )
     assert status == 200
     assert body["hits"][0]["id"] == "qa-000"
     assert body["hits"][0]["document"]["question"] == "How do I reset my password?"
@@ -106,11 +111,85 @@ def test_search_filters_by_category_including_unicode_values(search: Call) -> No
     assert len(body["hits"]) == 6
 
 
-def test_filter_values_with_quotes_cannot_inject_expressions(search: Call) -> None:
-    injected = {"category": 'x"]) or id != ("'}
-    status, body, _ = call(search, "POST", "/v1/search", {"query": "refund", "filters": injected})
+@pytest.mark.parametrize("matcher", ["dense", "bm25", "hybrid"])
+@pytest.mark.parametrize("value", ['x"]) or id != ("', 'x" or 1==1 or "', "x' or 1==1 or '"])
+def test_filter_values_with_quotes_cannot_inject_expressions(
+    search: Call, matcher: str, value: str
+) -> None:
+    request = {
+        "query": "refund",
+        "filters": {"category": value},
+        "debug": {"experiments": {"match": matcher}},
+    }
+    status, body, _ = call(search, "POST", "/v1/search", request)
     assert status == 200
     assert body["hits"] == []
+    assert body["experiments"]["match"] == matcher
+
+
+def test_every_response_names_the_experiment_of_each_layer(search: Call) -> None:
+    seen = set()
+    for user in ("alice", "bob", "carol", "dave", "erin", "frank"):
+        request = {"query": "refund", "user_id": user}
+        _, first, _ = call(search, "POST", "/v1/search", request)
+        _, again, _ = call(search, "POST", "/v1/search", request)
+        assert set(first["experiments"]) == {"qp", "match", "rank", "summary"}
+        assert first["experiments"] == again["experiments"]
+        seen.add(first["experiments"]["rank"])
+    assert seen == {"score", "mmr"}  # the packaged 50/50 rank split, six users
+
+
+@pytest.mark.parametrize("matcher", ["dense", "bm25", "hybrid", "hybrid_weighted"])
+def test_each_matcher_finds_the_document_and_highlights_the_query(
+    search: Call, matcher: str
+) -> None:
+    request = {
+        "query": "How long does shipping take?",
+        "debug": {"experiments": {"match": matcher, "rank": "score"}},
+    }
+    status, body, _ = call(search, "POST", "/v1/search", request)
+    assert status == 200, body
+    top = body["hits"][0]
+    assert top["id"] == "qa-006"
+    question = top["document"]["question"]
+    assert [question[a:b] for a, b in top["highlights"]["question"]] == ["long", "shipping", "take"]
+    assert top["snippet"]["field"] == "answer"
+    snippet = top["snippet"]["text"]
+    assert all(0 <= a < b <= len(snippet) for a, b in top["snippet"]["highlights"])
+
+
+def test_bm25_alone_skips_the_embedding(search: Call) -> None:
+    request = {"query": "refund", "debug": {"experiments": {"match": "bm25"}}}
+    status, body, _ = call(search, "POST", "/v1/search", request)
+    assert status == 200
+    assert body["timings_ms"]["preprocess"] < 2.0
+    assert body["hits"][0]["id"] == "qa-004"  # "How do I get a refund?"
+
+
+def test_unknown_debug_experiment_is_a_4xx(search: Call) -> None:
+    request = {"query": "refund", "debug": {"experiments": {"match": "quantum"}}}
+    status, body, _ = call(search, "POST", "/v1/search", request)
+    assert (status, body["error"]["code"]) == (422, "invalid_request")
+    assert "quantum" in body["error"]["message"]
+
+
+def test_search_logs_and_emits_a_metric_per_layer_experiment(
+    indexed_qa: Settings, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = front_door("lambda", search_routes(indexed_qa))
+    capfd.readouterr()
+    request = {"query": "refund", "user_id": "u-42", "debug": {"experiments": {"rank": "mmr"}}}
+    status, body, _ = handler("POST", "/v1/search", request)
+    assert status == 200
+    lines = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith("{")]
+    logs = [r for r in caplog.records if r.getMessage() == "search"]
+    assert logs and logs[-1].__dict__["experiments"] == body["experiments"]
+    metrics = {(m["layer"], m["experiment"]): m for m in lines if "_aws" in m and "layer" in m}
+    assert set(metrics) == set(body["experiments"].items())
+    assert all(m["Requests"] == [1.0] and m["LatencyMs"][0] > 0 for m in metrics.values())
+    assert all(
+        m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "mmsearch" for m in metrics.values()
+    )
 
 
 @pytest.mark.parametrize(

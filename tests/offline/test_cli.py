@@ -148,10 +148,19 @@ def test_eval_matches_sentence_transformers_exact_search(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     folder = _beir_slice(tmp_path / "beir")
-    result = mmsearch(env, "eval", "--beir", str(folder), "--json", "--reference")
+    result = mmsearch(
+        env, "eval", "--beir", str(folder), "--json", "--reference", "--match", "dense,bm25,hybrid"
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(metrics) >= {"ndcg@10", "recall@100", "mrr@10", "queries", "docs", "reference"}
+    assert metrics["match"] == "dense" and metrics["rank"] == "score"
+    by_match = metrics["by_match"]
+    assert list(by_match) == ["dense", "bm25", "hybrid"]
+    assert by_match["dense"]["ndcg@10"] == metrics["ndcg@10"]
+    # Different matchers really ran: their rankings, hence their scores, differ.
+    assert len({m["ndcg@10"] for m in by_match.values()}) == 3
+    assert all(0.2 < m["ndcg@10"] <= 1.0 for m in by_match.values())
     assert metrics["queries"] == 40
     assert 0.3 < metrics["ndcg@10"] <= 1.0
     assert abs(metrics["ndcg@10"] - metrics["reference"]["ndcg@10"]) <= 0.005

@@ -1,0 +1,189 @@
+"""The serving pipeline's configuration: scenes -> layers -> experiments, from one YAML file.
+
+Each scene runs the layers qp -> match -> rank -> summary; each layer holds experiments with a
+traffic `ratio` (the ratios of a layer sum to 1) and typed `params`. The file is validated by
+pydantic when loaded; a mistake fails with a message naming the line it is on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Generic, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from functions.core.scenes import SCENES, Scene
+
+LAYERS = ("qp", "match", "rank", "summary")
+TEXT_FIELD = "text"  # the scene's searchable text, stored in Milvus for BM25
+
+
+class ConfigError(ValueError):
+    """The pipeline configuration is invalid; the message names the line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QpParams(_Strict):
+    """Query processing before embedding."""
+
+    query_prefix: str = Field("", max_length=200, description="Prepended to the query text.")
+
+
+class MatchParams(_Strict):
+    """Candidate generation: dense ANN, BM25, or both fused."""
+
+    kind: Literal["dense", "bm25", "hybrid"] = "dense"
+    candidates: int = Field(100, ge=1, le=16384, description="Hits per matcher before ranking.")
+    nprobe: int | None = Field(None, ge=1, le=65536, description="IVF lists probed.")
+    ef: int | None = Field(None, ge=1, le=32768, description="HNSW search breadth.")
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = Field(60, ge=1, le=10000, description="Reciprocal rank fusion constant.")
+    dense_weight: float = Field(0.5, ge=0, le=1, description="Weighted fusion: dense share.")
+
+
+class RankParams(_Strict):
+    """Ranking of the candidates: normalise, boost, cut, de-duplicate, diversify."""
+
+    normalize: Literal["none", "minmax"] = "none"
+    boosts: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="field -> value -> score added when a hit has it."
+    )
+    min_score: float | None = Field(None, description="Drop hits scoring below (after boosts).")
+    dedupe_field: str | None = Field(None, description="Keep the best hit per value.")
+    mmr_lambda: float | None = Field(
+        None, ge=0, le=1, description="MMR trade-off (1 = relevance only); None: no MMR."
+    )
+
+
+class SummaryParams(_Strict):
+    """What each hit carries back: fields, truncation and a highlighted snippet."""
+
+    fields: tuple[str, ...] = Field(min_length=1)
+    truncate: dict[str, int] = Field(default_factory=dict, description="field -> max chars.")
+    snippet_field: str | None = None
+    snippet_chars: int = Field(240, ge=20, le=5000)
+
+
+P = TypeVar("P", QpParams, MatchParams, RankParams, SummaryParams)
+
+
+class Experiment(_Strict, Generic[P]):
+    ratio: float = Field(ge=0, le=1)
+    params: P
+
+
+class Layer(_Strict, Generic[P]):
+    """Experiments of one layer; users are bucketed by SHA-256(user_id + salt)."""
+
+    salt: str = Field(min_length=1, max_length=128)
+    experiments: dict[str, Experiment[P]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> Layer[P]:
+        total = sum(e.ratio for e in self.experiments.values())
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"experiment ratios sum to {total:g}, not 1")
+        return self
+
+
+class SceneConfig(_Strict):
+    qp: Layer[QpParams]
+    match: Layer[MatchParams]
+    rank: Layer[RankParams]
+    summary: Layer[SummaryParams]
+
+    def layer(self, name: str) -> Layer[Any]:
+        layer: Layer[Any] = getattr(self, name)
+        return layer
+
+
+class PipelineConfig(_Strict):
+    scenes: dict[str, SceneConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> PipelineConfig:
+        # Messages start with the dotted path of the offending entry (mapped to a line).
+        for name, scene_config in self.scenes.items():
+            if name not in SCENES:
+                known = ", ".join(sorted(SCENES))
+                raise ValueError(f"scenes.{name}: unknown scene {name!r}; known: {known}")
+            _check_fields(f"scenes.{name}", SCENES[name], scene_config)
+        return self
+
+
+def _check_fields(path: str, scene: Scene, config: SceneConfig) -> None:
+    stored = {*scene.array_filter_fields, TEXT_FIELD}
+    for name, experiment in config.rank.experiments.items():
+        params = experiment.params
+        where = f"{path}.rank.experiments.{name}.params"
+        for key, field in [
+            *((f"boosts.{f}", f) for f in params.boosts),
+            *([("dedupe_field", params.dedupe_field)] if params.dedupe_field else []),
+        ]:
+            if field not in stored:
+                raise ValueError(
+                    f"{where}.{key}: {field!r} is not stored beside the vectors "
+                    f"(one of: {', '.join(sorted(stored))})"
+                )
+    for name, summary in config.summary.experiments.items():
+        shown = summary.params
+        named = [("fields", f) for f in shown.fields]
+        named += [(f"truncate.{f}", f) for f in shown.truncate]
+        named += [("snippet_field", shown.snippet_field)] if shown.snippet_field else []
+        for key, field in named:
+            if field not in scene.document_fields:
+                raise ValueError(
+                    f"{path}.summary.experiments.{name}.params.{key}: unknown field {field!r} "
+                    f"(documents have: {', '.join(scene.document_fields)})"
+                )
+
+
+def parse_config(text: str, source: str = "pipeline config") -> PipelineConfig:
+    """Validate YAML `text`; raise `ConfigError` naming the line of the first problem."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    lines = _key_lines(node) if node is not None else {}
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        location: tuple[Any, ...] = tuple(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if not location and ": " in message:  # a cross-field check names its own path
+            dotted, message = message.split(": ", 1)
+            location = tuple(dotted.split("."))
+        line = _line_of(location, lines)
+        where = ".".join(str(p) for p in location) or "top level"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}, line {line}: {where}: {message}{more}") from None
+
+
+def _key_lines(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """1-based line of every mapping key and sequence item, by path."""
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines.update(_key_lines(value, child))
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, value in enumerate(node.value):
+            lines.update(_key_lines(value, (*path, index)))
+    return lines
+
+
+def _line_of(location: tuple[Any, ...], lines: Mapping[tuple[Any, ...], int]) -> int:
+    # Pydantic locations can name a generic's internals; the longest known prefix wins.
+    path = tuple(str(p) if not isinstance(p, int) else p for p in location)
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return 1

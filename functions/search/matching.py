@@ -1,0 +1,98 @@
+"""The match layer: dense ANN, BM25, or both fused (reciprocal rank or weighted scores)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from functions.core.pipeline_config import MatchParams
+from functions.core.vector_store import Match, VectorStore
+
+# The dense and the BM25 search of a hybrid query run side by side (both wait on Milvus).
+_POOL = ThreadPoolExecutor(4, thread_name_prefix="match")
+
+
+def match(
+    store: VectorStore,
+    collection: str,
+    params: MatchParams,
+    *,
+    text: str,
+    vector: Callable[[], np.ndarray] | None,
+    filters: Mapping[str, list[str]],
+    limit: int,
+    output_fields: Sequence[str] = (),
+) -> list[Match]:
+    """Candidates for one query, best first. `vector` is called only when dense search runs."""
+    limit = max(limit, params.candidates)
+
+    def dense() -> list[Match]:
+        if vector is None:
+            raise ValueError("dense matching needs a query vector")
+        return store.search(
+            collection,
+            vector(),
+            limit,
+            filters,
+            nprobe=params.nprobe,
+            ef=params.ef,
+            output_fields=output_fields,
+        )
+
+    def lexical() -> list[Match]:
+        return store.search_text(collection, text, limit, filters, output_fields=output_fields)
+
+    if params.kind == "dense":
+        return dense()
+    if params.kind == "bm25":
+        return lexical()
+    lexical_future = _POOL.submit(lexical)
+    dense_hits = dense()
+    lexical_hits = lexical_future.result()
+    if params.fusion == "rrf":
+        return reciprocal_rank_fusion([dense_hits, lexical_hits], params.rrf_k)
+    return weighted_fusion(dense_hits, lexical_hits, params.dense_weight)
+
+
+def reciprocal_rank_fusion(lists: Sequence[Sequence[Match]], k: int = 60) -> list[Match]:
+    """score(d) = sum over lists of 1 / (k + rank of d), ranks from 1 (Cormack et al. 2009)."""
+    scores: dict[str, float] = {}
+    first: dict[str, Match] = {}
+    for hits in lists:
+        for rank, hit in enumerate(hits, start=1):
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (k + rank)
+            first.setdefault(hit.id, hit)
+            if hit.fields and not first[hit.id].fields:
+                first[hit.id] = hit
+    return _fused(scores, first)
+
+
+def weighted_fusion(
+    dense: Sequence[Match], lexical: Sequence[Match], dense_weight: float
+) -> list[Match]:
+    """Min-max normalise each list's scores to [0, 1], then w * dense + (1 - w) * BM25; a
+    document missing from one list gets 0 from it."""
+    scores: dict[str, float] = {}
+    first: dict[str, Match] = {}
+    for hits, weight in ((dense, dense_weight), (lexical, 1.0 - dense_weight)):
+        for hit, value in zip(hits, min_max([h.score for h in hits]), strict=True):
+            scores[hit.id] = scores.get(hit.id, 0.0) + weight * value
+            first.setdefault(hit.id, hit)
+    return _fused(scores, first)
+
+
+def min_max(values: Sequence[float]) -> list[float]:
+    """Scale to [0, 1]; all-equal values (including a single one) become 1."""
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    if high - low < 1e-12:
+        return [1.0] * len(values)
+    return [(v - low) / (high - low) for v in values]
+
+
+def _fused(scores: Mapping[str, float], first: Mapping[str, Match]) -> list[Match]:
+    ordered = sorted(scores, key=lambda i: (-scores[i], i))
+    return [Match(id=i, score=scores[i], fields=first[i].fields) for i in ordered]

@@ -1,0 +1,103 @@
+"""The summary layer: the configured fields of each document, long fields truncated, and a
+snippet with the query's terms marked by offsets (never markup), so a page can render it as
+text and style the marked ranges itself."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import snowballstemmer
+
+from functions.core.pipeline_config import SummaryParams
+from functions.core.schemas import Snippet
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_ELLIPSIS = "…"
+# The analyzer's idea of noise words, so "how do I" highlights nothing.
+_STOP = (
+    "a an and are as at be but by for if in into is it no not of on or such that the "
+    "their then there these they this to was will with i do does did how what when where "
+    "which who why my me you your we our can"
+)
+STOP_WORDS = frozenset(_STOP.split())
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    return snowballstemmer.stemmer("english")
+
+
+def _stem(word: str) -> str:
+    return str(_stemmer().stemWord(word.casefold()))
+
+
+def query_terms(query: str) -> frozenset[str]:
+    """Stems of the query's words, stop words left out."""
+    words = [w for w in _WORD.findall(query) if w.casefold() not in STOP_WORDS]
+    return frozenset(_stem(w) for w in words)
+
+
+def highlights(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
+    """[start, end) offsets (Unicode code points) of the words of `text` matching `terms`."""
+    if not terms:
+        return []
+    return [(m.start(), m.end()) for m in _WORD.finditer(text) if _stem(m.group()) in terms]
+
+
+def truncate(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary when one is near, "…" appended."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 1)]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip() + _ELLIPSIS
+
+
+def snippet(text: str, terms: frozenset[str], chars: int) -> Snippet:
+    """A window of about `chars` characters around the first matched term, offsets relative
+    to the window (which gains a leading/trailing "…" when it cuts the text)."""
+    marks = highlights(text, terms)
+    if len(text) <= chars:
+        return Snippet(text=text, highlights=marks)
+    first = marks[0][0] if marks else 0
+    start = max(0, first - chars // 4)
+    if start:
+        space = text.rfind(" ", 0, start)
+        start = space + 1 if space >= 0 and start - space < 30 else start
+    end = min(len(text), start + chars)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + chars // 2 else end
+    body = text[start:end]
+    prefix = _ELLIPSIS if start else ""
+    suffix = _ELLIPSIS if end < len(text) else ""
+    shift = len(prefix) - start
+    inside = [(a + shift, b + shift) for a, b in marks if a >= start and b <= end]
+    return Snippet(text=prefix + body + suffix, highlights=inside)
+
+
+def summarize(
+    document: Mapping[str, Any], params: SummaryParams, terms: frozenset[str]
+) -> tuple[dict[str, Any], dict[str, list[tuple[int, int]]], Snippet | None]:
+    """The hit's document as configured, the query terms in each shown text field (offsets
+    into the shown, possibly truncated, value), and its snippet (None when not configured)."""
+    shown: dict[str, Any] = {"id": document.get("id")}
+    marks: dict[str, list[tuple[int, int]]] = {}
+    for name in params.fields:
+        value = document.get(name)
+        limit = params.truncate.get(name)
+        if isinstance(value, str):
+            value = truncate(value, limit) if limit else value
+            if found := highlights(value, terms):
+                marks[name] = found
+        shown[name] = value
+    field = params.snippet_field
+    if field is None or not isinstance(document.get(field), str):
+        return shown, marks, None
+    result = snippet(str(document[field]), terms, params.snippet_chars)
+    return shown, marks, result.model_copy(update={"field": field})
