@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import warnings
@@ -178,6 +179,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     from functions.composed.app import create_app
     from functions.core.errors import ServiceError
 
+    # CloudWatch EMF metric lines mean nothing on a laptop; POWERTOOLS_METRICS_DISABLED=false
+    # prints them (one per layer per request), as Lambda does.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     try:
         asgi = create_app(settings, static_dir=FRONTEND_DIR)
     except ServiceError as exc:

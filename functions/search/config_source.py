@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -94,27 +94,27 @@ class FileConfig(_Reloading):
 
 
 class AppConfig(_Reloading):
-    """An AWS AppConfig hosted configuration profile, cached by powertools for `max_age_s`."""
+    """An AWS AppConfig hosted configuration profile through powertools' AppConfigProvider,
+    which caches it for `max_age_s` (the TTL) before polling AppConfig again."""
 
     def __init__(
-        self, application: str, environment: str, profile: str, max_age_s: int = 60
+        self,
+        application: str,
+        environment: str,
+        profile: str,
+        max_age_s: int = 60,
+        client: Any = None,
     ) -> None:
-        self._application = application
-        self._environment = environment
+        from aws_lambda_powertools.utilities.parameters import AppConfigProvider
+
+        self._provider = AppConfigProvider(environment, application, boto3_client=client)
         self._profile = profile
         self._max_age = max_age_s
         super().__init__(0.0, f"appconfig:{application}/{environment}/{profile}")
 
     def _fetch(self) -> str:
-        from aws_lambda_powertools.utilities import parameters
-
         try:
-            value = parameters.get_app_config(
-                name=self._profile,
-                environment=self._environment,
-                application=self._application,
-                max_age=self._max_age,
-            )
+            value = self._provider.get(self._profile, max_age=self._max_age)
         except Exception as exc:  # powertools wraps botocore errors in its own types
             raise OSError(f"cannot fetch {self._source}: {exc}") from exc
         return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -304,3 +304,52 @@ def test_summary_keeps_configured_fields_and_truncates_at_a_word() -> None:
 
 def test_match_params_default_to_dense() -> None:
     assert MatchParams().kind == "dense"
+
+
+def test_appconfig_source_polls_through_powertools_and_keeps_the_last_good(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AWS itself is stubbed (botocore's Stubber); powertools' provider and our parsing run."""
+    import io
+
+    import boto3
+    from botocore.stub import Stubber
+
+    from functions.search.config_source import AppConfig
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    client = boto3.client("appconfigdata", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(client)
+    stub.add_response(
+        "start_configuration_session",
+        {"InitialConfigurationToken": "t0"},
+        {
+            "ApplicationIdentifier": "mmsearch",
+            "EnvironmentIdentifier": "prod",
+            "ConfigurationProfileIdentifier": "pipeline",
+        },
+    )
+    bodies = [
+        DEFAULT_TEXT,
+        "",  # AppConfig's "no change since your token": powertools returns the last body
+        DEFAULT_TEXT.replace("mmr_lambda: 0.8", "mmr_lambda: 0.3"),
+        "scenes: {}\n",  # invalid: kept out
+        "",
+    ]
+    for number, body in enumerate(bodies):
+        stub.add_response(
+            "get_latest_configuration",
+            {
+                "NextPollConfigurationToken": f"t{number + 1}",
+                "Configuration": io.BytesIO(body.encode()),
+            },
+            {"ConfigurationToken": f"t{number}"},
+        )
+    with stub:
+        source = AppConfig("mmsearch", "prod", "pipeline", max_age_s=0, client=client)
+        lam = lambda: source.get().scenes["qa"].rank.experiments["mmr"].params.mmr_lambda  # noqa: E731
+        assert lam() == 0.8
+        assert lam() == 0.3
+        assert lam() == 0.3 and source.last_error and "line 1" in source.last_error
+        assert lam() == 0.3  # the invalid body is still the latest: still refused
+        stub.assert_no_pending_responses()
