@@ -291,15 +291,28 @@ def bench(
         list[int] | None, typer.Option(help="Synthetic corpus sizes (default 100k and 1M).")
     ] = None,
     peers: Annotated[bool, typer.Option(help="Measure txtai and both Milvus Lite engines.")] = True,
+    quality: Annotated[
+        Path | None,
+        typer.Option(help="BEIR folder scored dense / bm25 / hybrid (default: SciFact train)."),
+    ] = None,
+    no_quality: Annotated[bool, typer.Option(help="Skip the quality row.")] = False,
 ) -> None:
-    """Measure speed, cold start, scale and the alternatives in one run; write a table."""
+    """Measure speed, cold start, scale, quality and the alternatives in one run."""
     from offline.bench.report import markdown
     from offline.bench.runner import BenchPlan, run_bench
 
     settings = Settings()
     if not _ensure_export(None, settings.resolved_model_dir, force=False):
         raise typer.Exit(1)
-    plan = BenchPlan.make(quick, docs, tuple(scale) if scale else None, peers)
+    from offline.bench.runner import SCIFACT
+
+    plan = BenchPlan.make(
+        quick,
+        docs,
+        tuple(scale) if scale else None,
+        peers,
+        None if no_quality else quality or SCIFACT,
+    )
     out.mkdir(parents=True, exist_ok=True)
     name = "quick" if quick else "latest"
     partial = out / f"{name}.partial.json"

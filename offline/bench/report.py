@@ -124,4 +124,21 @@ def markdown(results: dict[str, Any]) -> str:
         from offline.bench.engines import engines_table
 
         lines += ["", engines_table(results["engines"])]
+    quality = results.get("quality")
+    if quality:
+        by_match = quality["by_match"]
+        lines += [
+            "",
+            f"| quality on {quality['dataset']} ({quality['docs']:,} docs, "
+            f"{quality['queries']} queries; rank: {quality['rank']}) | nDCG@10 | Recall@100 "
+            "| MRR@10 |",
+            "|---|---|---|---|",
+            *(
+                f"| {kind} | {m['ndcg@10']} | {m['recall@100']} | {m['mrr@10']} |"
+                for kind, m in by_match.items()
+            ),
+        ]
+    if results.get("step_seconds"):
+        steps = ", ".join(f"{k} {v:g} s" for k, v in results["step_seconds"].items())
+        lines += ["", f"Time per step: {steps}."]
     return "\n".join(lines) + "\n"

@@ -24,6 +24,7 @@ from offline.bench import cold_start, encode
 from offline.local_mongo import LocalMongoServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+SCIFACT = ROOT.parent / "shared" / "data" / "scifact-train"
 Say = Callable[[str], None]
 
 
@@ -39,6 +40,7 @@ class BenchPlan:
     encode_texts: int
     peer: bool
     engines: bool
+    quality: Path | None = None
 
     @classmethod
     def make(
@@ -47,12 +49,14 @@ class BenchPlan:
         docs: int | None = None,
         scale: tuple[int, ...] | None = None,
         peers: bool = True,
+        quality: Path | None = SCIFACT,
     ) -> BenchPlan:
-        """The quick or full plan; `scale` and `peers` narrow the full one."""
+        """The quick or full plan; `scale`, `peers` and `quality` (a BEIR folder scored with
+        every match kind, None: skipped) narrow the full one."""
         if quick:
             return cls(True, docs or 10_000, scale or (), 300, 15, 1000, False, False)
         sizes = (100_000, 1_000_000) if scale is None else scale
-        return cls(False, docs or 10_000, sizes, 1000, 30, 2000, peers, peers)
+        return cls(False, docs or 10_000, sizes, 1000, 30, 2000, peers, peers, quality)
 
 
 @dataclass
@@ -201,7 +205,15 @@ def run_bench(
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
+    seconds: dict[str, float] = {}
+    results["step_seconds"] = seconds
+    current: list[Any] = []
+
     def step(name: str) -> None:
+        now = time.perf_counter()
+        if current:
+            seconds[current[0]] = round(now - current[1], 1)
+        current[:] = [name, now]
         if checkpoint:
             checkpoint(results)
         say(name)
@@ -232,6 +244,16 @@ def run_bench(
         for size in plan.scale_sizes:
             step(f"scale: {size} documents")
             results["scale"].append(_measure_scale(context, plan, corpus_file, size, queries_file))
+        if plan.quality is not None and (plan.quality / "corpus.jsonl").exists():
+            step(f"quality: {plan.quality.name}, dense / bm25 / hybrid")
+            results["quality"] = {
+                "dataset": plan.quality.name,
+                **json.loads(
+                    _cli(context, "eval", "--beir", str(plan.quality), "--match", "all", "--json")
+                    .strip()
+                    .splitlines()[-1]
+                ),
+            }
     if plan.peer:
         step("peer: txtai")
         from offline.bench.peer import measure_txtai
@@ -246,6 +268,8 @@ def run_bench(
         from offline.bench.engines import compare_engines
 
         results["engines"] = compare_engines(100_000, work_dir)
+    step("done")
+    seconds.pop("done", None)
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results
 

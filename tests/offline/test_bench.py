@@ -68,6 +68,25 @@ def test_report_says_by_how_much_a_goal_is_missed() -> None:
     assert "real texts repeated, distinct ids" in table
 
 
+def test_report_has_a_quality_row_per_match_kind_and_the_time_per_step() -> None:
+    metrics = {"ndcg@10": 0.7, "recall@100": 0.9, "mrr@10": 0.6}
+    results = {
+        "docs": 1000,
+        "quality": {
+            "dataset": "scifact-train",
+            "docs": 5183,
+            "queries": 809,
+            "rank": "score",
+            "by_match": {"dense": metrics, "bm25": metrics, "hybrid": metrics},
+        },
+        "step_seconds": {"encode": 12.0, "index": 61.5},
+    }
+    table = markdown(results)
+    assert "| quality on scifact-train (5,183 docs, 809 queries; rank: score)" in table
+    assert "| hybrid | 0.7 | 0.9 | 0.6 |" in table
+    assert "Time per step: encode 12 s, index 61.5 s." in table
+
+
 def test_quick_bench_prints_every_required_key_as_its_last_line(
     tmp_path: Path, model_dir: Path
 ) -> None:
