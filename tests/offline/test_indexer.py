@@ -90,3 +90,34 @@ def test_prune_deletes_documents_that_left_the_input_from_both_stores(
     assert report.pruned == 20 and report.embedded == 0
     assert _counts(settings) == (10, 10)
     assert open_vector_store(settings).missing_ids(collection, ["qa-011"]) == ["qa-011"]
+
+
+def test_a_collection_from_before_the_text_field_is_rebuilt_with_bm25(
+    settings: Settings, indexer: Indexer, qa_docs: list[QADocument]
+) -> None:
+    from pymilvus import DataType
+
+    collection = collection_name(settings, QA)
+    indexer.run(QA, collection, qa_docs[:5])  # documents and fingerprints in MongoDB
+    vectors = open_vector_store(settings)
+    vectors.drop(collection)
+    client = vectors._connect()  # the schema an earlier version wrote: no text, no sparse
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=384)
+    schema.add_field(
+        "category",
+        DataType.ARRAY,
+        element_type=DataType.VARCHAR,
+        max_capacity=64,
+        max_length=256,
+    )
+    client.create_collection(collection, schema=schema)
+    assert not vectors.schema_current(collection)
+
+    report = indexer.run(QA, collection, qa_docs[:5])
+    assert report.embedded == 5  # unchanged fingerprints, but every vector rebuilt
+    assert vectors.schema_current(collection)
+    assert (report.vectors, report.documents) == (5, 5)
+    hits = vectors.search_text(collection, "reset password", 3, {})
+    assert hits[0].id == "qa-000"
