@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -197,6 +198,10 @@ def run_bench(
 
     work_dir.mkdir(parents=True, exist_ok=True)
     home = work_dir / "home"
+    # Every run starts from empty stores: a kept home would turn the index measurement into a
+    # measurement of skipping unchanged documents.
+    for state in (home, work_dir / "mongo"):
+        shutil.rmtree(state, ignore_errors=True)
     corpus_file, queries_file, documents = bench_corpus(work_dir, plan.docs)
     results: dict[str, Any] = {
         "docs": plan.docs,
