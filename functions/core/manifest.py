@@ -11,6 +11,11 @@ from pydantic import BaseModel, Field
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
+TEXT_MODEL_FILE = "text.onnx"
+IMAGE_MODEL_FILE = "image.onnx"
+# OpenAI CLIP's pixel statistics: CLIPImageProcessor's defaults.
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
 class Parity(BaseModel):
@@ -22,16 +27,47 @@ class Parity(BaseModel):
     min_cosine: float
 
 
-class ModelManifest(BaseModel):
-    """Describes an exported encoder: where it came from, its shape and its checked parity."""
+class ImageParity(BaseModel):
+    """How closely ONNX image features, from our own preprocessing, reproduce the reference."""
 
-    kind: Literal["text"] = "text"
+    reference: str = Field(description="What the ONNX output was compared with.")
+    images: int
+    max_abs_diff: float
+    min_cosine: float
+
+
+class ImagePreprocessing(BaseModel):
+    """CLIPImageProcessor's parameters, with its key names: bytes to pixel_values at runtime."""
+
+    do_convert_rgb: bool = True
+    do_resize: bool = True
+    size: dict[str, int] = Field(
+        default_factory=lambda: {"shortest_edge": 224},
+        description="{shortest_edge[, longest_edge]} or {height, width}.",
+    )
+    resample: int = Field(3, description="PIL.Image.Resampling value; 3 is BICUBIC.")
+    do_center_crop: bool = True
+    crop_size: dict[str, int] = Field(default_factory=lambda: {"height": 224, "width": 224})
+    do_rescale: bool = True
+    rescale_factor: float = 1 / 255
+    do_normalize: bool = True
+    image_mean: list[float] = Field(default_factory=lambda: list(CLIP_MEAN))
+    image_std: list[float] = Field(default_factory=lambda: list(CLIP_STD))
+
+
+class ModelManifest(BaseModel):
+    """Describes an exported encoder: where it came from, its shape and its checked parity.
+
+    A "clip" export holds two graphs: `parity` is then its text tower's, `image_parity` its
+    image tower's (measured from image bytes through our own preprocessing)."""
+
+    kind: Literal["text", "clip"] = "text"
     name: str
     source: str = Field(description="Model id or local path it was exported from.")
     revision: str | None = Field(default=None, description="Source revision (commit) if known.")
     dim: int
     max_seq_length: int
-    pooling: Literal["mean", "cls"] = "mean"
+    pooling: Literal["mean", "cls", "eos"] = "mean"
     normalize: bool = True
     inputs: list[str] = Field(description="ONNX graph input names, in order.")
     output: str = "embedding"
@@ -39,6 +75,11 @@ class ModelManifest(BaseModel):
     files: dict[str, str] = Field(description="sha256 of every file in the folder but this one.")
     parity: Parity
     exported_at: str
+    text_model: str = Field(MODEL_FILE, description="ONNX graph that embeds token ids.")
+    image_model: str | None = Field(None, description="ONNX graph that embeds pixel_values.")
+    image_input: str = "pixel_values"
+    image_preprocessing: ImagePreprocessing | None = None
+    image_parity: ImageParity | None = None
 
     @classmethod
     def read(cls, model_dir: Path) -> ModelManifest:
