@@ -9,7 +9,7 @@ import sys
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -51,21 +51,33 @@ def export(
     model: Annotated[str | None, typer.Option(help="HF model id or local folder.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
     force: Annotated[bool, typer.Option(help="Re-export even if the folder is complete.")] = False,
+    kind: Annotated[
+        Literal["text", "clip"],
+        typer.Option(help="text: a sentence encoder; clip: a CLIPModel's text and image towers."),
+    ] = "text",
 ) -> None:
-    """Export a sentence encoder to ONNX with its tokenizer, checking parity with PyTorch."""
+    """Export a sentence encoder (or with --kind clip a CLIP model, default
+    openai/clip-vit-base-patch32) to ONNX with its tokenizer, checking parity with PyTorch."""
     settings = Settings()
-    target = out or settings.resolved_model_dir
-    if _ensure_export(model, target, force) is False:
+    if kind == "clip":
+        from offline.export_clip import clip_model_name
+
+        target = out or settings.home / "models" / clip_model_name(model)
+    else:
+        target = out or settings.resolved_model_dir
+    if _ensure_export(model, target, force, kind) is False:
         raise typer.Exit(1)
 
 
-def _ensure_export(model: str | None, target: Path, force: bool) -> bool:
+def _ensure_export(
+    model: str | None, target: Path, force: bool, kind: Literal["text", "clip"] = "text"
+) -> bool:
     from functions.core.manifest import ModelManifest
     from offline.export import ExportError, export_text_model
 
-    if not force and (target / "manifest.json").exists():
-        manifest = ModelManifest.read(target)
-        console.print(f"model already exported: {target} ({manifest.name}, dim {manifest.dim})")
+    existing = ModelManifest.read(target) if (target / "manifest.json").exists() else None
+    if not force and existing is not None and existing.kind == kind:
+        console.print(f"model already exported: {target} ({existing.name}, dim {existing.dim})")
         return True
     with _progress() as progress:
         task = progress.add_task("export", total=100)
@@ -74,7 +86,12 @@ def _ensure_export(model: str | None, target: Path, force: bool) -> bool:
             progress.update(task, description=f"export: {stage}", completed=fraction * 100)
 
         try:
-            manifest = export_text_model(model, target, progress=on_stage)
+            if kind == "clip":
+                from offline.export_clip import export_clip_model
+
+                manifest = export_clip_model(model, target, progress=on_stage)
+            else:
+                manifest = export_text_model(model, target, progress=on_stage)
         except ExportError as exc:
             console.print(f"[red]error:[/red] {exc}")
             return False
@@ -84,7 +101,42 @@ def _ensure_export(model: str | None, target: Path, force: bool) -> bool:
         f"parity on {parity.sentences} sentences max|diff| {parity.max_abs_diff:.2e}, "
         f"min cosine {parity.min_cosine:.7f}"
     )
+    if images := manifest.image_parity:
+        console.print(
+            f"image parity on {images.images} images max|diff| {images.max_abs_diff:.2e}, "
+            f"min cosine {images.min_cosine:.7f}"
+        )
     return True
+
+
+@app.command()
+def embed(
+    model: Annotated[Path | None, typer.Option(help="Exported model folder.")] = None,
+    text: Annotated[str | None, typer.Option(help="Text to embed.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Image file to embed (CLIP models).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Last line: the vector only.")] = False,
+) -> None:
+    """Print the normalised vector of one text or one image, as a JSON list on the last line."""
+    from functions.core.clip_encoder import ClipEncoder
+    from functions.core.encoder import load_encoder
+    from functions.core.errors import ServiceError
+
+    if (text is None) == (image is None):
+        raise _fail("give exactly one of --text and --image", 2)
+    folder = model or Settings().resolved_model_dir
+    try:
+        encoder = load_encoder(folder)
+        if image is None:
+            vector = encoder.embed_texts([text or ""])[0]
+        elif not isinstance(encoder, ClipEncoder):
+            raise _fail(f"{encoder.name} embeds text only; export a CLIP model for images", 2)
+        else:
+            vector = encoder.embed_images([image.read_bytes()])[0]
+    except (ServiceError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    if not as_json:
+        console.print(f"{encoder.name}: {len(vector)} dimensions, L2-normalised")
+    print(json.dumps([float(v) for v in vector]))
 
 
 @app.command()

@@ -8,7 +8,8 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -141,10 +142,7 @@ def export_text_model(
     pooling, normalize = _pipeline_shape(model)
     report("loading", 1.0)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the export is meant to be shared and shipped
-    try:
+    with staged(out_dir) as tmp:
         report("exporting", 0.0)
         inputs = _export_graph(model, pooling, normalize, tmp / MODEL_FILE)
         _write_tokenizer(model, tmp / TOKENIZER_FILE)
@@ -167,19 +165,35 @@ def export_text_model(
             inputs=inputs,
             output=OUTPUT_NAME,
             opset=OPSET,
-            files={
-                p.relative_to(tmp).as_posix(): sha256_file(p)
-                for p in sorted(tmp.rglob("*"))
-                if p.is_file() and p.name != MANIFEST_FILE
-            },
+            files=file_hashes(tmp),
             parity=parity,
             exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         manifest.write(tmp)
+    return manifest
+
+
+@contextmanager
+def staged(out_dir: Path) -> Iterator[Path]:
+    """A fresh folder beside `out_dir` to export into, moved into place only if the block
+    completes: an interrupted export never leaves a folder that looks complete."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the export is meant to be shared and shipped
+    try:
+        yield tmp
         _swap_into_place(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return manifest
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder` but the manifest, by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
 
 
 def _check_target(out_dir: Path) -> None:

@@ -4,18 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
 from functions.core.errors import ModelUnavailable
-from functions.core.manifest import MODEL_FILE, TOKENIZER_FILE, ModelManifest, sha256_file
+from functions.core.manifest import TOKENIZER_FILE, ModelManifest, sha256_file
+
+if TYPE_CHECKING:
+    from functions.core.clip_encoder import ClipEncoder
 
 _PAD_TOKENS = ("[PAD]", "<pad>", "<|endoftext|>")
 
 
-class TextEncoder:
+class ExportedEncoder:
+    """What every encoder tells about the exported folder it was loaded from."""
+
+    manifest: ModelManifest
+
+    @property
+    def dim(self) -> int:
+        return self.manifest.dim
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+
+class TextEncoder(ExportedEncoder):
     """Embeds texts with an exported model folder (model.onnx, tokenizer.json, manifest.json)."""
 
     def __init__(
@@ -38,16 +56,7 @@ class TextEncoder:
             manifest = ModelManifest.read(model_dir)
             if verify:
                 _verify_files(model_dir, manifest)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.add_session_config_entry(
-                "session.intra_op.allow_spinning", "1" if spin else "0"
-            )
-            session = ort.InferenceSession(
-                str(model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-            )
+            session = open_session(model_dir / manifest.text_model, threads=threads, spin=spin)
             tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         except ModelUnavailable:
             raise
@@ -56,14 +65,6 @@ class TextEncoder:
         tokenizer.no_padding()
         tokenizer.enable_truncation(manifest.max_seq_length)
         return cls(manifest, session, tokenizer)
-
-    @property
-    def dim(self) -> int:
-        return self.manifest.dim
-
-    @property
-    def name(self) -> str:
-        return self.manifest.name
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Return an (n, dim) float32 array of L2-normalised embeddings, in input order."""
@@ -77,6 +78,9 @@ class TextEncoder:
             idx = order[start : start + batch_size]
             out[idx] = self._run([encodings[i] for i in idx])
         return out
+
+    # The name ClipEncoder shares, so callers embed texts alike with either encoder.
+    embed_texts = embed
 
     def _run(self, batch: list[Encoding]) -> np.ndarray:
         width = max(len(e.ids) for e in batch)
@@ -94,6 +98,30 @@ class TextEncoder:
             feeds[name] = available[name]
         (vectors,) = self._session.run([self.manifest.output], feeds)
         return np.asarray(vectors, dtype=np.float32)
+
+
+def load_encoder(model_dir: Path, threads: int = 0) -> TextEncoder | ClipEncoder:
+    """The encoder an exported folder holds, by its manifest's kind: text only, or CLIP."""
+    # Imported here: clip_encoder builds on this module.
+    from functions.core.clip_encoder import ClipEncoder
+
+    try:
+        kind = ModelManifest.read(model_dir).kind
+    except Exception as exc:
+        raise ModelUnavailable(f"cannot load model from {model_dir}: {exc}") from exc
+    if kind == "clip":
+        return ClipEncoder.load(model_dir, threads=threads)
+    return TextEncoder.load(model_dir, threads=threads)
+
+
+def open_session(path: Path, *, threads: int = 0, spin: bool = True) -> ort.InferenceSession:
+    """An onnxruntime CPU session with the encoders' options."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _verify_files(model_dir: Path, manifest: ModelManifest) -> None:
