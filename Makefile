@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYPROJECT_SUM := $(shell cksum < pyproject.toml | cut -d' ' -f1)
 WORDNET := /usr/share/wordnet/data.noun
+TUXPAINT := /usr/share/tuxpaint/stamps
 PORT ?= 8000
 
 .PHONY: install install-offline system-deps demo test lint types check clean-home bench
@@ -20,11 +21,12 @@ install-offline: $(VENV)/.installed-offline-$(PYPROJECT_SUM)
 
 # Debian packages: WordNet (the demo corpus). Installed only when missing.
 system-deps:
-	@test -f $(WORDNET) || { \
-	  echo "installing wordnet-base (demo corpus)"; \
+	@test -f $(WORDNET) -a -d $(TUXPAINT) || { \
+	  echo "installing wordnet-base and tuxpaint-stamps-default (demo corpora)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wordnet-base >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    wordnet-base tuxpaint-stamps-default >/dev/null; }
 
 demo: install-offline system-deps
 	$(BIN)/mmsearch demo --port $(PORT)

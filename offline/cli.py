@@ -9,7 +9,7 @@ import sys
 import warnings
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -157,6 +157,13 @@ def index(
         print(json.dumps({**asdict(report), "docs_per_s": round(report.docs_per_s, 2)}))
 
 
+def _read_images(settings: Settings, path: Path) -> Any:
+    from offline.image_corpus import check_images, read_image_corpus
+
+    corpus = read_image_corpus(path)
+    return check_images(corpus, settings.max_image_pixels)
+
+
 def _index(
     settings: Settings, path: Path, scene_name: str, batch_size: int, strict: bool, prune: bool
 ) -> IndexReport:
@@ -169,7 +176,7 @@ def _index(
 
     try:
         scene = get_scene(scene_name)
-        corpus = read_corpus(path)
+        corpus: Any = read_corpus(path) if scene.kind == "text" else _read_images(settings, path)
     except (ServiceError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     for record in corpus.invalid[:20]:
@@ -189,6 +196,20 @@ def _index(
         batch_size=batch_size,
         encode_batch_size=settings.encode_batch_size,
     )
+    if scene.kind == "image":
+        from functions.core.image_space import load_image_space
+        from offline.image_indexer import ImageIndexer
+        from offline.media import LocalMedia
+
+        indexer = ImageIndexer(
+            encoder,
+            load_image_space(settings),
+            vectors,
+            documents,
+            LocalMedia(settings.home / "media", settings.media_base_url),
+            batch_size=min(batch_size, 64),
+            encode_batch_size=settings.encode_batch_size,
+        )
     try:
         with _progress() as progress:
             task = progress.add_task(f"index {scene.name}", total=len(corpus.documents))
@@ -307,6 +328,20 @@ def evaluate(
         console.print_json(json.dumps(result))
 
 
+def _demo_images(settings: Settings) -> Path | None:
+    """Tux Paint's captioned stamps as a JSON-lines corpus, if Debian's package is there."""
+    from offline.image_corpus import TUXPAINT_STAMPS, tuxpaint_corpus, write_jsonl
+
+    if not TUXPAINT_STAMPS.is_dir():
+        console.print(
+            "[yellow]no demo images: install Debian's tuxpaint-stamps-default (make does)"
+        )
+        return None
+    path = settings.home / "corpora" / "tuxpaint.jsonl"
+    write_jsonl(tuxpaint_corpus(TUXPAINT_STAMPS), path)
+    return path
+
+
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
@@ -315,7 +350,8 @@ def demo(
     ] = 50_000,
     no_serve: Annotated[bool, typer.Option(help="Build everything, do not serve.")] = False,
 ) -> None:
-    """Export the default model, index the WordNet demo corpus, serve the page."""
+    """Export the default model, index the WordNet demo corpus and the Tux Paint stamps,
+    serve the page."""
     from offline.demo_corpus import DemoCorpusMissing, ensure_demo_corpus
     from offline.local_mongo import local_stores
 
@@ -329,6 +365,9 @@ def demo(
         raise _fail(str(exc)) from None
     with local_stores(base) as settings:
         _index(_batch(settings), corpus, "qa", batch_size=256, strict=True, prune=True)
+        images = _demo_images(base)
+        if images is not None:
+            _index(_batch(settings), images, "t2i", batch_size=64, strict=False, prune=True)
         if not no_serve:
             _serve(settings, "127.0.0.1", port)
 

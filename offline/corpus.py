@@ -31,9 +31,14 @@ class QADocument(BaseModel):
     @field_validator("category")
     @classmethod
     def _short_categories(cls, value: list[str]) -> list[str]:
-        if any(len(c) > FILTER_VALUE_MAX_LENGTH for c in value):
-            raise ValueError(f"categories are limited to {FILTER_VALUE_MAX_LENGTH} characters")
-        return value
+        return short_filter_values(value, "categories")
+
+
+def short_filter_values(values: list[str], what: str) -> list[str]:
+    """`values` if each fits a Milvus filter field, else a ValueError naming `what`."""
+    if any(len(v) > FILTER_VALUE_MAX_LENGTH for v in values):
+        raise ValueError(f"{what} are limited to {FILTER_VALUE_MAX_LENGTH} characters")
+    return values
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,7 @@ def evaluate_search(
             results[kind] = score_run(run, qrels, docs=len(corpus.documents))
     finally:
         vectors.drop(collection)
-        documents.drop(QA.name)
+        documents.drop(QA.store)
         documents.close()
     return results
 

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from functions.core.document_store import FINGERPRINT, DocumentStore
 from functions.core.encoder import TextEncoder
 from functions.core.scenes import Scene
 from functions.core.vector_store import VectorRecord, VectorStore
-from offline.corpus import QADocument
 
 ProgressCallback = Callable[[int], None]
 
@@ -28,9 +28,13 @@ ProgressCallback = Callable[[int], None]
 class PreparedBatch:
     """Embedded records and their documents, ready to be written."""
 
-    records: list[VectorRecord]
+    records: dict[str, list[VectorRecord]]  # by collection
     changed: list[dict[str, object]]
     new: list[dict[str, object]]
+
+    @property
+    def size(self) -> int:
+        return len(self.changed) + len(self.new)
 
 
 class IndexVerificationError(RuntimeError):
@@ -85,7 +89,7 @@ class Indexer:
         self,
         scene: Scene,
         collection: str,
-        docs: Sequence[QADocument],
+        docs: Sequence[Any],
         progress: ProgressCallback | None = None,
         *,
         prune: bool = False,
@@ -93,18 +97,20 @@ class Indexer:
         """Index `docs` (every batch, including the last partial one), build, verify;
         `prune` first deletes stored documents that are no longer in `docs`."""
         start = time.perf_counter()
-        fields = scene.array_filter_fields
-        stale = self._vectors.has_collection(collection) and not self._vectors.schema_current(
-            collection
-        )
-        if stale:
-            # Written by an older version (e.g. without the BM25 text): rebuild every vector.
-            self._vectors.drop(collection)
-        self._vectors.ensure_collection(collection, self._encoder.dim, fields)
-        stored = self._documents.fingerprints(scene.name)
+        collections = self.collections(collection)
+        stale = False
+        for name, dim in collections.items():
+            if self._vectors.has_collection(name) and not self._vectors.schema_current(name, dim):
+                # Written by an older version (e.g. without the BM25 text) or another model's
+                # dimension: rebuild every vector.
+                self._vectors.drop(name)
+                stale = True
+            self._vectors.ensure_collection(name, dim, scene.array_filter_fields)
+        stored = self._documents.fingerprints(scene.store)
         if stale:
             stored = dict.fromkeys(stored, "")
-        pruned = self._prune(scene, collection, stored, {d.id for d in docs}) if prune else 0
+        keep = {d.id for d in docs}
+        pruned = self._prune(scene, list(collections), stored, keep) if prune else 0
         embedded = 0
         # Store writes of batch i overlap the embedding of batch i+1; at most one write is in
         # flight, and a failed write surfaces before the next one starts.
@@ -112,16 +118,20 @@ class Indexer:
             pending: Future[int] | None = None
             for offset in range(0, len(docs), self._batch_size):
                 batch = docs[offset : offset + self._batch_size]
-                prepared = self._prepare_batch(scene, batch, stored)
+                prepared = self._prepare_batch(scene, collection, batch, stored)
                 if pending is not None:
                     embedded += pending.result()
-                pending = writer.submit(self._write_batch, scene, collection, prepared)
+                pending = writer.submit(self._write_batch, scene, prepared)
                 if progress:
                     progress(len(batch))
             if pending is not None:
                 embedded += pending.result()
-        self._vectors.build_index(collection)
-        vectors, documents = self.verify(scene, collection, [d.id for d in docs])
+        ids = [d.id for d in docs]
+        counts = []
+        for name in collections:
+            self._vectors.build_index(name)
+            counts.append(self.verify(scene, name, ids))
+        vectors, documents = counts[0]
         return IndexReport(
             scene=scene.name,
             collection=collection,
@@ -134,49 +144,77 @@ class Indexer:
             seconds=time.perf_counter() - start,
         )
 
-    def _prune(self, scene: Scene, collection: str, stored: dict[str, str], keep: set[str]) -> int:
+    def collections(self, collection: str) -> dict[str, int]:
+        """The vector collections this indexer writes, with their dimensions."""
+        return {collection: self._encoder.dim}
+
+    def _identity(self) -> str:
+        """What, besides a document's content, its vectors depend on (the models)."""
+        return self._model_sha
+
+    def _body(self, document: Any) -> dict[str, object]:
+        """The document as fingerprinted and stored."""
+        body: dict[str, object] = document.model_dump()
+        return body
+
+    def _embed(
+        self, scene: Scene, collection: str, bodies: list[dict[str, object]], documents: list[Any]
+    ) -> tuple[dict[str, list[VectorRecord]], list[dict[str, object]]]:
+        """Vector records by collection for these (new or changed) documents, and the bodies
+        to store."""
+        texts = [scene.embedding_text(b) for b in bodies]
+        matrix = self._encoder.embed(texts, batch_size=self._encode_batch_size)
+        records = [
+            VectorRecord(str(b["id"]), matrix[row], scene.filter_values(b), texts[row])
+            for row, b in enumerate(bodies)
+        ]
+        return {collection: records}, bodies
+
+    def _prune(
+        self, scene: Scene, collections: list[str], stored: dict[str, str], keep: set[str]
+    ) -> int:
         # Vectors go first, as on the way in: a document present implies its vector may be.
         gone = sorted(set(stored) - keep)
         if gone:
-            self._vectors.delete(collection, gone)
-            self._documents.delete(scene.name, gone)
+            for name in collections:
+                self._vectors.delete(name, gone)
+            self._documents.delete(scene.store, gone)
         return len(gone)
 
     def _prepare_batch(
-        self, scene: Scene, batch: Sequence[QADocument], stored: dict[str, str]
+        self, scene: Scene, collection: str, batch: Sequence[Any], stored: dict[str, str]
     ) -> PreparedBatch:
         """Embed the documents of `batch` whose stored fingerprint differs (new or changed)."""
-        bodies = [d.model_dump() for d in batch]
-        prints = [fingerprint(b, self._model_sha) for b in bodies]
+        bodies = [self._body(d) for d in batch]
+        prints = [fingerprint(b, self._identity()) for b in bodies]
         todo = [i for i, d in enumerate(batch) if stored.get(d.id) != prints[i]]
         if not todo:
-            return PreparedBatch([], [], [])
-        texts = [scene.embedding_text(bodies[i]) for i in todo]
-        matrix = self._encoder.embed(texts, batch_size=self._encode_batch_size)
-        records = [
-            VectorRecord(batch[i].id, matrix[row], scene.filter_values(bodies[i]), texts[row])
-            for row, i in enumerate(todo)
-        ]
-        changed = [{**bodies[i], FINGERPRINT: prints[i]} for i in todo if batch[i].id in stored]
-        new = [{**bodies[i], FINGERPRINT: prints[i]} for i in todo if batch[i].id not in stored]
+            return PreparedBatch({}, [], [])
+        records, final = self._embed(
+            scene, collection, [bodies[i] for i in todo], [batch[i] for i in todo]
+        )
+        marked = [{**body, FINGERPRINT: prints[i]} for body, i in zip(final, todo, strict=True)]
+        changed = [b for b, i in zip(marked, todo, strict=True) if batch[i].id in stored]
+        new = [b for b, i in zip(marked, todo, strict=True) if batch[i].id not in stored]
         return PreparedBatch(records, changed, new)
 
-    def _write_batch(self, scene: Scene, collection: str, prepared: PreparedBatch) -> int:
-        if not prepared.records:
+    def _write_batch(self, scene: Scene, prepared: PreparedBatch) -> int:
+        if not prepared.size:
             return 0
-        # Vectors first: a fingerprint in MongoDB promises the vector is already in Milvus.
-        self._vectors.upsert(collection, prepared.records)
-        self._documents.upsert(scene.name, prepared.changed)
-        self._documents.upsert(scene.name, prepared.new, new=True)
-        return len(prepared.records)
+        # Vectors first: a fingerprint in MongoDB promises the vectors are already in Milvus.
+        for name, records in prepared.records.items():
+            self._vectors.upsert(name, records)
+        self._documents.upsert(scene.store, prepared.changed)
+        self._documents.upsert(scene.store, prepared.new, new=True)
+        return prepared.size
 
     def verify(self, scene: Scene, collection: str, ids: Sequence[str]) -> tuple[int, int]:
         """Both stores hold exactly `ids`: every id present and nothing else counted."""
-        vectors, documents = self._vectors.count(collection), self._documents.count(scene.name)
+        vectors, documents = self._vectors.count(collection), self._documents.count(scene.store)
         problems = []
         if missing := self._vectors.missing_ids(collection, ids):
             problems.append(f"{len(missing)} ids missing from Milvus (e.g. {missing[:3]})")
-        stored = set(self._documents.fingerprints(scene.name))
+        stored = set(self._documents.fingerprints(scene.store))
         if missing := [i for i in ids if i not in stored]:
             problems.append(f"{len(missing)} ids missing from MongoDB (e.g. {missing[:3]})")
         if vectors != len(ids) or documents != len(ids):

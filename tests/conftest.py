@@ -98,3 +98,15 @@ def indexed_qa(settings: Settings, indexer: Indexer, qa_docs: list[QADocument]) 
     """The small QA corpus indexed into this test's collections; returns its settings."""
     indexer.run(QA, collection_name(settings, QA), qa_docs)
     return settings
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised CLIP, exported with the same code as real models."""
+    from offline.export_clip import export_clip_model
+    from tests.offline.tiny_clip import build_tiny_clip
+
+    base = tmp_path_factory.mktemp("clip-session")
+    out = base / "clip"
+    export_clip_model(str(build_tiny_clip(base / "tiny-clip")), out)
+    return out

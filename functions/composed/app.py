@@ -16,7 +16,11 @@ from functions.core.settings import Settings
 def create_app(settings: Settings, static_dir: Path | None = None) -> FastAPI:
     """The composed API, plus the page from `static_dir` at `/`."""
     preprocessor, routes = composed_routes(settings)
-    app = create_api("mmsearch", "Multimodal retrieval: embed, search and fetch documents.")
+    app = create_api(
+        "mmsearch",
+        "Multimodal retrieval: embed, search and fetch documents.",
+        max_body_bytes=settings.max_body_bytes,
+    )
     include_routes(app, routes)
 
     @app.get("/v1/health", tags=["health"])
@@ -26,5 +30,9 @@ def create_app(settings: Settings, static_dir: Path | None = None) -> FastAPI:
         return {"status": "ok", "model": encoder.name, "dim": encoder.dim}
 
     if static_dir is not None:
+        # Image originals and thumbnails written by `mmsearch index --scene t2i`.
+        media = settings.home / "media"
+        media.mkdir(parents=True, exist_ok=True)
+        app.mount(settings.media_base_url, StaticFiles(directory=media), name="media")
         app.mount("/", StaticFiles(directory=static_dir, html=True), name="frontend")
     return app

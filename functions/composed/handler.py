@@ -4,4 +4,5 @@ from functions.composed.service import composed_routes
 from functions.core.lambda_http import lambda_handler
 from functions.core.settings import Settings
 
-handler = lambda_handler(composed_routes(Settings())[1])
+_settings = Settings()
+handler = lambda_handler(composed_routes(_settings)[1], _settings.max_body_bytes)

@@ -19,5 +19,9 @@ def composed_routes(settings: Settings) -> tuple[Preprocessor, list[Route]]:
     service = search.build_search_service(
         settings, InProcessEmbedder(preprocessor), InProcessDocuments(documents)
     )
-    routes = preprocess.routes(preprocessor) + search.routes(service) + summary.routes(documents)
+    routes = (
+        preprocess.routes(preprocessor, settings.max_body_bytes)
+        + search.routes(service)
+        + summary.routes(documents)
+    )
     return preprocessor, routes

@@ -8,10 +8,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.core.errors import ServiceError
 from functions.core.routes import Route, describe_errors
 from functions.core.schemas import ErrorBody
+from functions.core.uploads import is_multipart, multipart_to_json
 
 log = logging.getLogger("mmsearch")
 
@@ -49,11 +51,60 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal", "internal error; it has been logged")
 
 
-def create_api(title: str, description: str) -> FastAPI:
-    """A FastAPI app with the shared error handling installed."""
+def create_api(title: str, description: str, max_body_bytes: int = 5 * 2**20) -> FastAPI:
+    """A FastAPI app with the shared error handling and body limit installed."""
     app = FastAPI(title=title, description=description, version="0.1.0")
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: POST bodies over `max_bytes` are a 413 before any parsing (as API
+    Gateway and Lambda refuse them), and multipart search forms become the JSON body."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                limit = f"bodies are limited to {self.max_bytes:,} bytes"
+                await error_response(413, "payload_too_large", limit)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if is_multipart(content_type):
+            try:
+                body = multipart_to_json(body, content_type)
+            except ServiceError as exc:
+                await error_response(exc.status, exc.code, exc.message)(scope, receive, send)
+                return
+            headers[b"content-type"] = b"application/json"
+            headers[b"content-length"] = str(len(body)).encode()
+            scope = {**scope, "headers": list(headers.items())}
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 def include_routes(app: FastAPI, routes: list[Route]) -> None:

@@ -18,6 +18,7 @@ from functions.core.errors import InvalidRequest
 from functions.core.manifest import ImagePreprocessing
 
 DEFAULT_MAX_PIXELS = 40_000_000
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")  # GIF: its first frame
 
 
 class ImagePreprocessor:
@@ -48,6 +49,11 @@ class ImagePreprocessor:
             raise InvalidRequest(f"image {index} is too large: {exc}") from None
         except Exception as exc:
             raise InvalidRequest(f"image {index} is not a readable image: {exc}") from None
+        if image.format not in ACCEPTED_FORMATS:
+            raise InvalidRequest(
+                f"image {index} is {image.format or 'an unknown format'}; "
+                f"accepted: {', '.join(ACCEPTED_FORMATS)}"
+            )
         width, height = image.size
         if width * height > self.max_pixels:
             raise InvalidRequest(

@@ -17,14 +17,16 @@ from pydantic import ValidationError
 
 from functions.core.errors import ServiceError
 from functions.core.routes import Route, describe_errors
+from functions.core.uploads import is_multipart, multipart_to_json
 
 log = logging.getLogger("mmsearch")
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def lambda_handler(routes: Sequence[Route]) -> LambdaHandler:
-    """A Lambda handler serving `routes` for API Gateway v2 (and direct-invoke) events."""
+def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> LambdaHandler:
+    """A Lambda handler serving `routes` for API Gateway v2 (and direct-invoke) events;
+    bodies over `max_body_bytes` are a 413, multipart search bodies are read as forms."""
     table = {(r.method, r.path): r for r in routes}
     paths = {r.path for r in routes}
 
@@ -37,6 +39,13 @@ def lambda_handler(routes: Sequence[Route]) -> LambdaHandler:
             return error(404, "not_found", f"no route {method} {path}")
         try:
             body = _body(event)
+            if len(body) > max_body_bytes:
+                return error(
+                    413, "payload_too_large", f"bodies are limited to {max_body_bytes:,} bytes"
+                )
+            content_type = _header(event, "content-type")
+            if is_multipart(content_type):
+                body = multipart_to_json(body, content_type or "")
             request = route.request.model_validate_json(body or b"null")
         except UnicodeError:
             return error(400, "malformed_json", "request body is not valid UTF-8")
@@ -44,6 +53,8 @@ def lambda_handler(routes: Sequence[Route]) -> LambdaHandler:
             return error(400, "malformed_json", "request body is not valid base64")
         except ValidationError as exc:
             return error(*describe_errors(exc.errors(include_url=False, include_input=False)))
+        except ServiceError as exc:  # a multipart body that cannot be read
+            return error(exc.status, exc.code, exc.message)
         try:
             response = route.call(request)
         except ServiceError as exc:
@@ -83,6 +94,11 @@ def _method_and_path(event: dict[str, Any]) -> tuple[str, str]:
         method, path = route_key.split(" ", 1)
         return method.upper(), path
     return str(http.get("method", "")).upper(), str(event.get("rawPath") or http.get("path", ""))
+
+
+def _header(event: dict[str, Any], name: str) -> str | None:
+    headers = event.get("headers") or {}
+    return next((str(v) for k, v in headers.items() if k.lower() == name), None)
 
 
 def _body(event: dict[str, Any]) -> bytes:

@@ -38,6 +38,11 @@ class MatchParams(_Strict):
     """Candidate generation: dense ANN, BM25, or both fused."""
 
     kind: Literal["dense", "bm25", "hybrid"] = "dense"
+    space: Literal["text", "image", "both"] = Field(
+        "text",
+        description="text: the text encoder's vectors (captions, for images) and BM25; "
+        "image: the image space (CLIP or tiny-image); both: the two fused by RRF.",
+    )
     candidates: int = Field(100, ge=1, le=16384, description="Hits per matcher before ranking.")
     nprobe: int | None = Field(None, ge=1, le=65536, description="IVF lists probed.")
     ef: int | None = Field(None, ge=1, le=32768, description="HNSW search breadth.")
@@ -117,6 +122,13 @@ class PipelineConfig(_Strict):
 
 
 def _check_fields(path: str, scene: Scene, config: SceneConfig) -> None:
+    for name, matching in config.match.experiments.items():
+        space = matching.params.space
+        where = f"{path}.match.experiments.{name}.params.space"
+        if scene.kind == "text" and space != "text":
+            raise ValueError(f"{where}: scene {scene.name!r} has no image space")
+        if scene.query == "image" and space != "image":
+            raise ValueError(f"{where}: scene {scene.name!r} searches by image: space image")
     stored = {*scene.array_filter_fields, TEXT_FIELD}
     for name, experiment in config.rank.experiments.items():
         params = experiment.params

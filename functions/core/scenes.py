@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from functions.core.errors import UnknownScene
 
@@ -17,6 +17,14 @@ class Scene:
     text_fields: tuple[str, ...]
     array_filter_fields: tuple[str, ...] = ()
     document_fields: tuple[str, ...] = ()
+    corpus: str = ""  # where the documents live; scenes searching one corpus share it
+    kind: Literal["text", "image"] = "text"
+    query: Literal["text", "image"] = "text"  # what a request searches with
+
+    @property
+    def store(self) -> str:
+        """The name of this scene's corpus in both stores."""
+        return self.corpus or self.name
 
     def embedding_text(self, document: Mapping[str, Any]) -> str:
         """The text that represents a document in vector space."""
@@ -35,7 +43,21 @@ QA = Scene(
     document_fields=("id", "question", "answer", "category"),
 )
 
-SCENES: dict[str, Scene] = {QA.name: QA}
+# Images, searched by text (t2i) or by an image (i2i): one corpus, its captions in the text
+# space (text encoder, BM25) and its pixels in the image space (CLIP or the tiny-image
+# descriptor).
+IMAGE_FIELDS = ("id", "name", "url", "thumbnail_url", "caption", "captions", "tags")
+T2I = Scene(
+    name="t2i",
+    text_fields=("caption",),
+    array_filter_fields=("tags",),
+    document_fields=IMAGE_FIELDS,
+    corpus="images",
+    kind="image",
+)
+I2I = replace(T2I, name="i2i", query="image")
+
+SCENES: dict[str, Scene] = {scene.name: scene for scene in (QA, T2I, I2I)}
 
 
 def get_scene(name: str) -> Scene:

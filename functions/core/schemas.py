@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FilterValue = str | list[str]
 
@@ -14,9 +14,19 @@ class _Body(BaseModel):
 
 
 class EmbedRequest(_Body):
-    """Texts to turn into vectors."""
+    """Texts (or base64 images) to turn into vectors of the text or the image space."""
 
-    texts: list[str] = Field(min_length=1, max_length=64)
+    texts: list[str] = Field(default_factory=list, max_length=64)
+    images: list[str] = Field(default_factory=list, max_length=8, description="Base64 bytes.")
+    space: Literal["text", "image"] = "text"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EmbedRequest:
+        if bool(self.texts) == bool(self.images):
+            raise ValueError("give either texts (1 to 64) or images (1 to 8)")
+        if self.images and self.space != "image":
+            raise ValueError("images embed only into the image space")
+        return self
 
 
 class EmbedResponse(BaseModel):
@@ -35,7 +45,10 @@ class SearchRequest(_Body):
     """A query against one scene."""
 
     scene: str = Field("qa", min_length=1, max_length=64)
-    query: str = Field(description="Free text; normalised before embedding.")
+    query: str = Field("", description="Free text; normalised before embedding.")
+    query_image: str | None = Field(
+        None, description="Base64 image bytes (scene i2i): JPEG, PNG, WebP or GIF."
+    )
     top_k: int = Field(10, ge=1, le=100)
     user_id: str | None = Field(None, max_length=256)
     filters: dict[str, FilterValue] | None = Field(

@@ -43,6 +43,12 @@ class Settings(BaseModel):
     encode_batch_size: int = Field(32, ge=1, le=1024)
 
     max_query_chars: int = Field(1000, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are refused.")
+    max_body_bytes: int = Field(5 * 2**20, ge=1, description="Larger request bodies: 413.")
+    clip_model_dir: Path | None = Field(
+        None, description="CLIP export for the image scenes; default home/models/clip if there."
+    )
+    media_base_url: str = Field("/media", description="Where image files are published.")
 
     pipeline_config: Path | None = Field(
         None, description="Pipeline YAML (scenes, layers, experiments); default: the packaged one."

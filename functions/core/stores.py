@@ -37,6 +37,14 @@ def open_document_store(settings: Settings) -> MongoDocumentStore:
     )
 
 
+IMAGE_COLLECTION_SUFFIX = "_image"
+
+
 def collection_name(settings: Settings, scene: Scene) -> str:
-    """The Milvus collection that holds a scene's vectors."""
-    return f"{settings.collection_prefix}{scene.name}"
+    """The Milvus collection that holds a scene's (text-space) vectors."""
+    return f"{settings.collection_prefix}{scene.store}"
+
+
+def image_collection(collection: str) -> str:
+    """The collection of image-space vectors beside an image corpus' caption collection."""
+    return collection + IMAGE_COLLECTION_SUFFIX

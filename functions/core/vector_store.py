@@ -94,8 +94,9 @@ class VectorStore(Protocol):
     ) -> dict[str, dict[str, Any]]:
         """Stored fields (e.g. `vector`) of `ids`; absent ids are left out."""
 
-    def schema_current(self, collection: str) -> bool:
-        """Whether an existing collection has every field this version writes."""
+    def schema_current(self, collection: str, dim: int | None = None) -> bool:
+        """Whether an existing collection has every field this version writes (and vectors
+        of `dim` dimensions, when given)."""
 
     def count(self, collection: str) -> int:
         """Number of live records."""
@@ -235,9 +236,13 @@ class MilvusVectorStore:
         )
         self._call("create_collection", collection, schema=schema, consistency_level="Strong")
 
-    def schema_current(self, collection: str) -> bool:
+    def schema_current(self, collection: str, dim: int | None = None) -> bool:
         description = self._call("describe_collection", collection)
-        return SPARSE_FIELD in {f["name"] for f in description["fields"]}
+        fields = {f["name"]: f for f in description["fields"]}
+        if SPARSE_FIELD not in fields:
+            return False
+        stored_dim = (fields[VECTOR_FIELD].get("params") or {}).get("dim")
+        return dim is None or stored_dim is None or int(stored_dim) == dim
 
     def upsert(self, collection: str, records: Sequence[VectorRecord]) -> None:
         if not records:

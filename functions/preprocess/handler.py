@@ -4,4 +4,7 @@ from functions.core.lambda_http import lambda_handler
 from functions.core.settings import Settings
 from functions.preprocess.service import build_preprocessor, routes
 
-handler = lambda_handler(routes(build_preprocessor(Settings())))
+_settings = Settings()
+handler = lambda_handler(
+    routes(build_preprocessor(_settings), _settings.max_body_bytes), _settings.max_body_bytes
+)

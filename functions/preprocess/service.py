@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import binascii
+import threading
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from functions.core.encoder import TextEncoder
+from functions.core.errors import InvalidRequest, ModelUnavailable, PayloadTooLarge
+from functions.core.image_space import ImageSpaceEncoder, load_image_space
 from functions.core.routes import Route
 from functions.core.schemas import EmbedRequest, EmbedResponse
 from functions.core.settings import Settings
@@ -14,34 +19,93 @@ from functions.core.text import normalize_text
 
 
 class Preprocessor:
-    """Turns raw query texts into normalised vectors with the loaded encoder."""
+    """Turns raw query texts into normalised vectors with the loaded encoder, and query images
+    (or texts, with CLIP) into vectors of the image space, loaded on first use."""
 
-    def __init__(self, encoder: TextEncoder, *, max_chars: int, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        *,
+        max_chars: int,
+        batch_size: int = 32,
+        image_space: Callable[[], ImageSpaceEncoder] | None = None,
+    ) -> None:
         self.encoder = encoder
         self._max_chars = max_chars
         self._batch_size = batch_size
+        self._image_space_loader = image_space
+        self._image_space: ImageSpaceEncoder | None = None
+        self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) vectors for `texts`; raises `InvalidRequest` for empty or over-long text."""
         clean = [normalize_text(t, self._max_chars) for t in texts]
         return self.encoder.embed(clean, batch_size=self._batch_size)
 
+    @property
+    def image_space(self) -> ImageSpaceEncoder:
+        """The image-space encoder (CLIP, or the tiny-image descriptor)."""
+        with self._lock:
+            if self._image_space is None:
+                if self._image_space_loader is None:
+                    raise ModelUnavailable("no image space is configured for this function")
+                self._image_space = self._image_space_loader()
+            return self._image_space
+
+    def embed_images(self, images: Sequence[bytes]) -> np.ndarray:
+        """(n, dim) image-space vectors; a bad or oversized image is an `InvalidRequest`."""
+        return self.image_space.embed_images(images)
+
+    def embed_texts_for_images(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts into the image space: needs CLIP's text tower."""
+        space = self.image_space
+        if not hasattr(space, "embed_texts"):
+            raise ModelUnavailable(
+                "matching text against image pixels needs a CLIP model "
+                "(mmsearch export --kind clip); this deployment has the tiny-image descriptor"
+            )
+        clean = [normalize_text(t, self._max_chars) for t in texts]
+        vectors: np.ndarray = space.embed_texts(clean, batch_size=self._batch_size)
+        return vectors
+
+
+def decode_image(data: str, max_bytes: int) -> bytes:
+    """Base64 text to image bytes; refuses what is not base64 or is too large."""
+    if len(data) > max_bytes * 4 // 3 + 4:
+        raise PayloadTooLarge(f"an image is limited to {max_bytes:,} bytes")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("query_image is not valid base64") from None
+
 
 def build_preprocessor(settings: Settings) -> Preprocessor:
     """Load the encoder named by `settings` (the expensive, once-per-process step)."""
     encoder = TextEncoder.load(settings.resolved_model_dir, threads=settings.encoder_threads)
     return Preprocessor(
-        encoder, max_chars=settings.max_query_chars, batch_size=settings.encode_batch_size
+        encoder,
+        max_chars=settings.max_query_chars,
+        batch_size=settings.encode_batch_size,
+        image_space=lambda: load_image_space(settings),
     )
 
 
-def routes(preprocessor: Preprocessor) -> list[Route]:
+def routes(preprocessor: Preprocessor, max_image_bytes: int = 5 * 2**20) -> list[Route]:
     """Routes of the preprocess function."""
 
     def embed(request: EmbedRequest) -> EmbedResponse:
-        """Embed up to 64 texts with the deployed encoder (L2-normalised vectors)."""
-        vectors = preprocessor.embed(request.texts)
-        encoder = preprocessor.encoder
-        return EmbedResponse(model=encoder.name, dim=encoder.dim, vectors=vectors.tolist())
+        """Embed up to 64 texts (or 8 base64 images into the image space) into L2-normalised
+        vectors."""
+        if request.space == "text":
+            vectors = preprocessor.embed(request.texts)
+            encoder = preprocessor.encoder
+            return EmbedResponse(model=encoder.name, dim=encoder.dim, vectors=vectors.tolist())
+        if request.images:
+            images = [decode_image(i, max_image_bytes) for i in request.images]
+            vectors = preprocessor.embed_images(images)
+        else:
+            vectors = preprocessor.embed_texts_for_images(request.texts)
+        space = preprocessor.image_space
+        return EmbedResponse(model=space.name, dim=space.dim, vectors=vectors.tolist())
 
     return [Route("POST", "/v1/embed", EmbedRequest, EmbedResponse, embed, "preprocess")]

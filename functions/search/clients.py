@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -11,6 +12,7 @@ import numpy as np
 from functions.core.apigw import http_event, response_json
 from functions.core.document_store import DocumentStore
 from functions.core.errors import ServiceError, UpstreamUnavailable
+from functions.core.scenes import get_scene
 from functions.preprocess.service import Preprocessor
 
 
@@ -18,10 +20,16 @@ class QueryEmbedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray:
         """The query's vector (dim,), float32, L2-normalised."""
 
+    def embed_image(self, image: bytes) -> np.ndarray:
+        """A query image's vector in the image space."""
+
+    def embed_text_for_images(self, text: str) -> np.ndarray:
+        """A query text's vector in the image space (CLIP's text tower)."""
+
 
 class DocumentFetcher(Protocol):
     def fetch(self, scene: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Documents found among `ids`, keyed by id."""
+        """Documents of the named scene found among `ids`, keyed by id."""
 
 
 class InProcessEmbedder:
@@ -34,6 +42,14 @@ class InProcessEmbedder:
         vector: np.ndarray = self._preprocessor.embed([text])[0]
         return vector
 
+    def embed_image(self, image: bytes) -> np.ndarray:
+        vector: np.ndarray = self._preprocessor.embed_images([image])[0]
+        return vector
+
+    def embed_text_for_images(self, text: str) -> np.ndarray:
+        vector: np.ndarray = self._preprocessor.embed_texts_for_images([text])[0]
+        return vector
+
 
 class InProcessDocuments:
     """Reads the document store directly."""
@@ -42,7 +58,7 @@ class InProcessDocuments:
         self._documents = documents
 
     def fetch(self, scene: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return self._documents.get(scene, ids) if ids else {}
+        return self._documents.get(get_scene(scene).store, ids) if ids else {}
 
 
 class RemoteServiceError(ServiceError):
@@ -93,7 +109,17 @@ class LambdaEmbedder:
         self._invoker = invoker
 
     def embed_query(self, text: str) -> np.ndarray:
-        data = self._invoker.post("/v1/embed", {"texts": [text]})
+        return self._one({"texts": [text]})
+
+    def embed_image(self, image: bytes) -> np.ndarray:
+        encoded = base64.b64encode(image).decode("ascii")
+        return self._one({"images": [encoded], "space": "image"})
+
+    def embed_text_for_images(self, text: str) -> np.ndarray:
+        return self._one({"texts": [text], "space": "image"})
+
+    def _one(self, body: dict[str, Any]) -> np.ndarray:
+        data = self._invoker.post("/v1/embed", body)
         return np.asarray(data["vectors"][0], dtype=np.float32)
 
 

@@ -5,4 +5,6 @@ from functions.core.settings import Settings
 from functions.search.service import build_search_service, dependencies, routes
 
 _settings = Settings()
-handler = lambda_handler(routes(build_search_service(_settings, *dependencies(_settings))))
+handler = lambda_handler(
+    routes(build_search_service(_settings, *dependencies(_settings))), _settings.max_body_bytes
+)

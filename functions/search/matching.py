@@ -56,6 +56,54 @@ def match(
     return weighted_fusion(dense_hits, lexical_hits, params.dense_weight)
 
 
+def match_in_space(
+    store: VectorStore,
+    collection: str,
+    image_collection: str,
+    params: MatchParams,
+    *,
+    text: str,
+    vector: Callable[[], np.ndarray] | None,
+    image_vector: Callable[[], np.ndarray] | None,
+    filters: Mapping[str, list[str]],
+    limit: int,
+    output_fields: Sequence[str] = (),
+) -> list[Match]:
+    """`match` in the text space, a dense search in the image space, or both fused (RRF)."""
+
+    def in_text() -> list[Match]:
+        return match(
+            store,
+            collection,
+            params,
+            text=text,
+            vector=vector,
+            filters=filters,
+            limit=limit,
+            output_fields=output_fields,
+        )
+
+    def in_image() -> list[Match]:
+        if image_vector is None:
+            raise ValueError("image matching needs an image-space vector")
+        return store.search(
+            image_collection,
+            image_vector(),
+            max(limit, params.candidates),
+            filters,
+            nprobe=params.nprobe,
+            ef=params.ef,
+            output_fields=output_fields,
+        )
+
+    if params.space == "text":
+        return in_text()
+    if params.space == "image":
+        return in_image()
+    image_future = _POOL.submit(in_image)
+    return reciprocal_rank_fusion([in_text(), image_future.result()], params.rrf_k)
+
+
 def reciprocal_rank_fusion(lists: Sequence[Sequence[Match]], k: int = 60) -> list[Match]:
     """score(d) = sum over lists of 1 / (k + rank of d), ranks from 1 (Cormack et al. 2009)."""
     scores: dict[str, float] = {}

@@ -10,15 +10,21 @@ import numpy as np
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from functions.core.errors import UnknownScene
-from functions.core.pipeline_config import SummaryParams
+from functions.core.errors import InvalidRequest, UnknownScene
+from functions.core.pipeline_config import MatchParams, QpParams, SummaryParams
 from functions.core.routes import Route
 from functions.core.scenes import Scene, get_scene
 from functions.core.schemas import FilterValue, Hit, SearchRequest, SearchResponse, Timings
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores import (
+    collection_name,
+    image_collection,
+    open_document_store,
+    open_vector_store,
+)
 from functions.core.text import normalize_text
 from functions.core.vector_store import VECTOR_FIELD, Match, VectorStore
+from functions.preprocess.service import decode_image
 from functions.search.bucketing import assign
 from functions.search.clients import (
     DocumentFetcher,
@@ -35,7 +41,7 @@ from functions.search.config_source import (
     ConfigSource,
     FileConfig,
 )
-from functions.search.matching import match
+from functions.search.matching import match_in_space
 from functions.search.ranking import needed_fields, rank
 from functions.search.summarize import query_terms, summarize
 
@@ -61,12 +67,14 @@ class SearchService:
         collection_for: Callable[[Scene], str],
         max_query_chars: int,
         config: ConfigSource | None = None,
+        max_image_bytes: int = 5 * 2**20,
     ) -> None:
         self._embedder = embedder
         self._vectors = vectors
         self._documents = documents
         self._collection_for = collection_for
         self._max_query_chars = max_query_chars
+        self._max_image_bytes = max_image_bytes
         self._config = config or FileConfig(DEFAULT_CONFIG)
 
     def search(self, request: SearchRequest) -> SearchResponse:
@@ -82,19 +90,18 @@ class SearchService:
         matching = scene_config.match.experiments[chosen["match"]].params
         ranking = scene_config.rank.experiments[chosen["rank"]].params
         summary = scene_config.summary.experiments[chosen["summary"]].params
-        query = normalize_text(request.query, self._max_query_chars)
         filters = normalize_filters(request.filters)
-        vector = None
-        if matching.kind != "bm25":
-            vector = self._embedder.embed_query(qp.query_prefix + query)
+        query, vector, image_vector = self._query_vectors(request, scene, qp, matching)
         t_pre = perf_counter()
         collection = self._collection_for(scene)
-        matches = match(
+        matches = match_in_space(
             self._vectors,
             collection,
+            image_collection(collection),
             matching,
             text=query,
             vector=None if vector is None else (lambda: vector),
+            image_vector=None if image_vector is None else (lambda: image_vector),
             filters=filters,
             limit=request.top_k,
             output_fields=needed_fields(ranking),
@@ -116,6 +123,26 @@ class SearchService:
             total=_ms(start, perf_counter()),
         )
         return SearchResponse(scene=scene.name, hits=hits, timings_ms=timings, experiments=chosen)
+
+    def _query_vectors(
+        self, request: SearchRequest, scene: Scene, qp: QpParams, matching: MatchParams
+    ) -> tuple[str, np.ndarray | None, np.ndarray | None]:
+        """The query text and the vectors the match experiment needs (text space, image
+        space); an image query (scene i2i) has no text."""
+        if scene.query == "image":
+            if not request.query_image:
+                raise InvalidRequest(f"scene {scene.name!r} searches by image: send query_image")
+            image = decode_image(request.query_image, self._max_image_bytes)
+            return "", None, self._embedder.embed_image(image)
+        if request.query_image:
+            raise InvalidRequest(f"scene {scene.name!r} takes a text query; use i2i for images")
+        query = normalize_text(request.query, self._max_query_chars)
+        vector = image_vector = None
+        if matching.space != "image" and matching.kind != "bm25":
+            vector = self._embedder.embed_query(qp.query_prefix + query)
+        if matching.space != "text":
+            image_vector = self._embedder.embed_text_for_images(query)
+        return query, vector, image_vector
 
     def _stored_vectors(self, collection: str, ids: list[str]) -> dict[str, np.ndarray]:
         rows = self._vectors.fetch_fields(collection, ids, [VECTOR_FIELD])
@@ -164,6 +191,7 @@ def build_search_service(
         collection_for=lambda scene: collection_name(settings, scene),
         max_query_chars=settings.max_query_chars,
         config=config_source(settings),
+        max_image_bytes=settings.max_body_bytes,
     )
 
 

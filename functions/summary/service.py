@@ -14,7 +14,7 @@ def routes(documents: DocumentStore) -> list[Route]:
     def batch_get(request: DocumentsRequest) -> DocumentsResponse:
         """Documents of a scene in the order of `ids`; ids not found are listed in `missing`."""
         scene = get_scene(request.scene)
-        found = documents.get(scene.name, request.ids)
+        found = documents.get(scene.store, request.ids)
         ordered = [found[i] for i in dict.fromkeys(request.ids) if i in found]
         missing = [i for i in dict.fromkeys(request.ids) if i not in found]
         return DocumentsResponse(scene=scene.name, documents=ordered, missing=missing)
