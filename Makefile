@@ -21,12 +21,12 @@ install-offline: $(VENV)/.installed-offline-$(PYPROJECT_SUM)
 
 # Debian packages: WordNet (the demo corpus). Installed only when missing.
 system-deps:
-	@test -f $(WORDNET) -a -d $(TUXPAINT) || { \
-	  echo "installing wordnet-base and tuxpaint-stamps-default (demo corpora)"; \
+	@test -f $(WORDNET) -a -d $(TUXPAINT) -a -x /usr/bin/chromium || { \
+	  echo "installing wordnet-base, tuxpaint-stamps-default (demo corpora), chromium (page tests)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-	    wordnet-base tuxpaint-stamps-default >/dev/null; }
+	    wordnet-base tuxpaint-stamps-default chromium >/dev/null; }
 
 demo: install-offline system-deps
 	$(BIN)/mmsearch demo --port $(PORT)

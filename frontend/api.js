@@ -55,20 +55,40 @@ function errorFromResponse(response, body) {
   });
 }
 
+/** The server's health: model names, including the image space in use. */
+export async function health() {
+  try {
+    const response = await fetch(`${await apiBaseUrl()}/v1/health`);
+    return response.ok ? await response.json() : {};
+  } catch {
+    return {};
+  }
+}
+
 /**
- * Search a scene and return `{hits, timings_ms}`.
+ * Search a scene and return `{hits, timings_ms, experiments}`; with `image` (a File) the
+ * image is uploaded as multipart/form-data (scene i2i).
  * Throws ApiError for non-2xx answers, unreadable bodies and network failures.
  */
-export async function search({ scene, query, topK = 10, signal } = {}) {
+export async function search({ scene, query, image = null, topK = 10, signal } = {}) {
   const url = `${await apiBaseUrl()}/v1/search`;
-  let response;
-  try {
-    response = await fetch(url, {
+  let request;
+  if (image) {
+    const form = new FormData();
+    form.append("scene", scene);
+    form.append("top_k", String(topK));
+    form.append("image", image, image.name || "image");
+    request = { method: "POST", headers: { Accept: "application/json" }, body: form };
+  } else {
+    request = {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
       body: JSON.stringify({ scene, query, top_k: topK }),
-      signal,
-    });
+    };
+  }
+  let response;
+  try {
+    response = await fetch(url, { ...request, signal });
   } catch (cause) {
     if (cause?.name === "AbortError") throw cause;
     throw new ApiError({ code: "network_error", message: "Could not reach the search service." });
@@ -83,5 +103,5 @@ export async function search({ scene, query, topK = 10, signal } = {}) {
       status: response.status,
     });
   }
-  return { hits: body.hits, timings_ms: body.timings_ms ?? {} };
+  return { hits: body.hits, timings_ms: body.timings_ms ?? {}, experiments: body.experiments ?? {} };
 }

@@ -1,8 +1,7 @@
 // Search page: reads the form, calls the API and renders hits, timings and errors.
 // Server strings only ever reach the DOM through textContent.
-import { search } from "./api.js";
+import { health, search } from "./api.js";
 
-const SCENE = "qa";
 const TIMING_STAGES = ["preprocess", "match", "rank", "summary", "total"];
 
 const form = document.getElementById("search-form");
@@ -13,8 +12,41 @@ const statusLine = document.getElementById("status");
 const errorBox = document.getElementById("error");
 const timingsLine = document.getElementById("timings");
 const results = document.getElementById("results");
+const sceneSwitch = document.getElementById("scene-switch");
+const queryLabel = document.getElementById("query-label");
+const imageDrop = document.getElementById("image-drop");
+const imageFile = document.getElementById("image-file");
+const modeLine = document.getElementById("mode");
 
+const tagline = document.getElementById("tagline");
+const MODES = {
+  qa: {
+    label: "Describe what you are looking for",
+    placeholder: "e.g. a large animal with a trunk",
+    tagline: "Describe it, find the word — semantic search over WordNet",
+  },
+  images: {
+    label: "Describe the picture you want",
+    placeholder: "e.g. a coin, a red fish, a train",
+    tagline: "Find pictures by words or by a picture — Tux Paint's stamps",
+  },
+};
+let mode = "qa";
+let imageSpace = "";
 let inFlight = null;
+health().then((info) => {
+  imageSpace = typeof info.image_space === "string" ? info.image_space : "";
+});
+
+/** Only http(s) and same-site URLs from the server become links or image sources. */
+function safeUrl(value) {
+  try {
+    const url = new URL(String(value ?? ""), window.location.href);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
 
 function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -57,6 +89,44 @@ function renderHit(hit) {
   return item;
 }
 
+function renderImageHit(hit) {
+  const item = element("li", "hit image-hit");
+  const doc = hit.document ?? {};
+  const caption = String(doc.caption || doc.name || hit.id || "");
+  const figure = element("figure", "image-figure");
+  const thumbnail = safeUrl(doc.thumbnail_url);
+  const full = safeUrl(doc.url);
+  if (thumbnail) {
+    const img = element("img", "image-thumb");
+    img.src = thumbnail;
+    img.alt = caption;
+    img.loading = "lazy";
+    if (full) {
+      const link = element("a", "image-link");
+      link.href = full;
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.append(img);
+      figure.append(link);
+    } else {
+      figure.append(img);
+    }
+  }
+  const text = element("figcaption", "image-caption", caption);
+  text.append(" ", element("span", "hit-score", formatScore(hit.score)));
+  figure.append(text);
+  item.append(figure);
+  return item;
+}
+
+function describeMode(scene, experiments) {
+  if (scene === "i2i") return `Matching pixels: ${imageSpace || "image space"}.`;
+  if (scene !== "t2i") return "";
+  const match = experiments?.match ?? "";
+  if (match === "caption") return "Matching captions (mode: caption). Pixels are matched only with a CLIP model.";
+  return `Matching mode: ${match}.`;
+}
+
 function renderTimings(timings) {
   timingsLine.textContent = TIMING_STAGES.map((stage) => `${stage} ${formatMs(timings?.[stage])}`).join(" · ");
   timingsLine.hidden = false;
@@ -86,7 +156,7 @@ function setBusy(busy) {
   form.setAttribute("aria-busy", String(busy));
 }
 
-async function runSearch(query, topK) {
+async function runSearch(query, topK, image = null) {
   inFlight?.abort();
   const controller = new AbortController();
   inFlight = controller;
@@ -95,15 +165,20 @@ async function runSearch(query, topK) {
   clearResults();
   setBusy(true);
   statusLine.textContent = "Searching…";
+  const scene = mode === "qa" ? "qa" : image ? "i2i" : "t2i";
+  const subject = image ? `the image “${image.name || "upload"}”` : `“${query}”`;
 
   try {
-    const { hits, timings_ms: timings } = await search({ scene: SCENE, query, topK, signal: controller.signal });
-    results.replaceChildren(...hits.map(renderHit));
+    const found = await search({ scene, query, image, topK, signal: controller.signal });
+    const { hits, timings_ms: timings, experiments } = found;
+    results.replaceChildren(...hits.map(mode === "qa" ? renderHit : renderImageHit));
     renderTimings(timings);
+    modeLine.textContent = describeMode(scene, experiments);
+    modeLine.hidden = !modeLine.textContent;
     statusLine.textContent =
       hits.length === 0
-        ? `No results for “${query}”. Try describing it differently.`
-        : `${hits.length} ${hits.length === 1 ? "result" : "results"} for “${query}”`;
+        ? `No results for ${subject}. Try describing it differently.`
+        : `${hits.length} ${hits.length === 1 ? "result" : "results"} for ${subject}`;
   } catch (error) {
     if (controller.signal.aborted) return; // superseded by a newer search
     statusLine.textContent = "Search failed.";
@@ -130,6 +205,41 @@ function submitCurrentQuery() {
   history.replaceState(null, "", url);
   runSearch(query, topK);
 }
+
+function setMode(next) {
+  mode = next;
+  queryLabel.textContent = MODES[mode].label;
+  queryInput.placeholder = MODES[mode].placeholder;
+  tagline.textContent = MODES[mode].tagline;
+  imageDrop.hidden = mode !== "images";
+  examples.hidden = mode !== "qa";
+  results.classList.toggle("image-grid", mode === "images");
+  modeLine.hidden = true;
+  clearResults();
+  statusLine.textContent = "";
+}
+
+function searchByImage(file) {
+  if (!file) return;
+  const topK = Number.parseInt(topKSelect.value, 10) || 10;
+  runSearch("", topK, file);
+}
+
+sceneSwitch.addEventListener("change", (event) => {
+  if (event.target.name === "scene") setMode(event.target.value);
+});
+
+imageFile.addEventListener("change", () => searchByImage(imageFile.files?.[0]));
+imageDrop.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  imageDrop.classList.add("dragging");
+});
+imageDrop.addEventListener("dragleave", () => imageDrop.classList.remove("dragging"));
+imageDrop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  imageDrop.classList.remove("dragging");
+  searchByImage(event.dataTransfer?.files?.[0]);
+});
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();

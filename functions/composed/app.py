@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from functions.composed.service import composed_routes
 from functions.core.http import create_api, include_routes
+from functions.core.image_space import clip_model_dir
 from functions.core.settings import Settings
 
 
@@ -27,7 +28,14 @@ def create_app(settings: Settings, static_dir: Path | None = None) -> FastAPI:
     def health() -> dict[str, Any]:
         """Liveness plus the model in use."""
         encoder = preprocessor.encoder
-        return {"status": "ok", "model": encoder.name, "dim": encoder.dim}
+        folder = clip_model_dir(settings)
+        image_space = f"CLIP ({folder.name})" if folder else "tiny-image descriptor (no CLIP model)"
+        return {
+            "status": "ok",
+            "model": encoder.name,
+            "dim": encoder.dim,
+            "image_space": image_space,
+        }
 
     if static_dir is not None:
         # Image originals and thumbnails written by `mmsearch index --scene t2i`.

@@ -5,6 +5,7 @@ text and style the marked ranges itself."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -25,13 +26,17 @@ _STOP = (
 STOP_WORDS = frozenset(_STOP.split())
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    return snowballstemmer.stemmer("english")
+_local = threading.local()
 
 
+@lru_cache(maxsize=65_536)
 def _stem(word: str) -> str:
-    return str(_stemmer().stemWord(word.casefold()))
+    # Snowball stemmers keep per-call state: one per thread (the server runs requests in a
+    # thread pool); the cache makes repeated words free.
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
+    return str(stemmer.stemWord(word.casefold()))
 
 
 def query_terms(query: str) -> frozenset[str]:

@@ -246,9 +246,6 @@ def run_bench(
         unavoidable = stages["preprocess"] + stages["match"]
         results["overhead_ratio"] = round(serving_result["search_ms"]["p50"] / unavoidable, 3)
         results["scale"] = [{"docs": plan.docs, "synthetic": False, **_scale_row(serving_result)}]
-        for size in plan.scale_sizes:
-            step(f"scale: {size} documents")
-            results["scale"].append(_measure_scale(context, plan, corpus_file, size, queries_file))
         if plan.quality is not None and (plan.quality / "corpus.jsonl").exists():
             step(f"quality: {plan.quality.name}, dense / bm25 / hybrid")
             results["quality"] = {
@@ -259,6 +256,9 @@ def run_bench(
                     .splitlines()[-1]
                 ),
             }
+        for size in plan.scale_sizes:
+            step(f"scale: {size} documents")
+            results["scale"].append(_measure_scale(context, plan, corpus_file, size, queries_file))
     if plan.peer:
         step("peer: txtai")
         from offline.bench.peer import measure_txtai

@@ -117,14 +117,15 @@ SPLIT = DEFAULT_TEXT.replace(
 ).replace(
     """        mmr:
           ratio: 0.5
-          params: {dedupe_field: text, mmr_lambda: 0.8}""",
+          params: {mmr_lambda: 0.8}""",
     """        mmr:
           ratio: 0.3
-          params: {dedupe_field: text, mmr_lambda: 0.8}
+          params: {mmr_lambda: 0.8}
         plain:
           ratio: 0.5
           params: {}""",
 )
+assert SPLIT.count("ratio: 0.3") == 1 and SPLIT.count("ratio: 0.2") == 1
 
 
 def test_bucketing_is_deterministic_and_splits_users_by_the_ratios() -> None:

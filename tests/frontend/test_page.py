@@ -1,0 +1,168 @@
+"""The page in a real browser (Debian's Chromium driven by Playwright) against the local
+server with a small indexed corpus. Screenshots land in test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from functions.composed.app import create_app
+from functions.core.encoder import TextEncoder
+from functions.core.scenes import QA
+from functions.core.settings import Settings
+from functions.core.stores import collection_name
+from offline.corpus import QADocument
+from offline.indexer import Indexer
+from offline.local_mongo import free_port
+from tests.functions.test_image_search import COINS, index_images, stamps
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, mongo_server: Any, milvus_path: str
+) -> Iterator[str]:
+    """The composed app (API + page + media) on a free port, with QA and image corpora."""
+    settings = Settings(
+        home=tmp_path_factory.mktemp("page-home"),
+        model_dir=model_dir,
+        milvus_uri=milvus_path,
+        mongo_uri=mongo_server.uri,
+        collection_prefix="page_",
+    )
+    encoder = TextEncoder.load(model_dir)
+    from functions.core.stores import open_document_store, open_vector_store
+
+    lines = (ROOT / "tests" / "fixtures" / "qa_small.jsonl").read_text().splitlines()
+    docs = [QADocument.model_validate_json(line) for line in lines]
+    docs.append(
+        QADocument(id="qa-hostile", question="Is this page safe?", answer=HOSTILE, category=["x"])
+    )
+    indexer = Indexer(encoder, open_vector_store(settings), open_document_store(settings))
+    indexer.run(QA, collection_name(settings, QA), docs)
+    index_images(settings, encoder, stamps())
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, static_dir=ROOT / "frontend"),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+    )
+    uvicorn_server = uvicorn.Server(config)
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uvicorn_server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert uvicorn_server.started, "the local server did not start"
+    yield f"http://127.0.0.1:{port}"
+    uvicorn_server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "install Debian's chromium (make system-deps)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.dialogs = []  # type: ignore[attr-defined]
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(server)
+    yield page
+    context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # Thumbnails load lazily: bring each into view so the full-page picture shows them.
+    for image in page.locator(".image-hit img").all():
+        image.scroll_into_view_if_needed()
+    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_a_text_search_shows_results_with_timings(page: Any) -> None:
+    page.fill("#query", "I forgot my login password")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".hit-question")
+    questions = page.locator(".hit-question").all_inner_texts()
+    assert "How do I reset my password?" in questions[:3]
+    assert "total" in page.inner_text("#timings")
+    assert page.locator("#error").is_hidden()
+    shot(page, "qa-results")
+
+
+def test_a_hostile_answer_is_shown_as_text_and_runs_nothing(page: Any) -> None:
+    page.fill("#query", "Is this page safe?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".hit-answer")
+    answers = page.locator(".hit-answer").all_inner_texts()
+    assert HOSTILE in answers
+    page.wait_for_timeout(500)
+    assert page.dialogs == []  # type: ignore[attr-defined]
+    assert page.locator(".hit-answer img, .hit-answer script").count() == 0
+    shot(page, "qa-hostile-answer")
+
+
+def test_an_error_from_the_api_shows_the_error_state(page: Any) -> None:
+    page.fill("#query", "x" * 1001)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "1000" in page.inner_text("#error") or "1,000" in page.inner_text("#error")
+    assert "invalid_request" in page.inner_text("#error")
+    shot(page, "error-state")
+
+
+def test_images_by_text_show_a_grid_of_thumbnails(page: Any) -> None:
+    page.check("input[name=scene][value=images]")
+    page.fill("#query", "a five cent coin called a nickel")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".image-hit img")
+    first = page.locator(".image-hit img").first
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=first.element_handle()
+    )
+    assert "nickel" in page.locator(".image-caption").first.inner_text()
+    assert "caption" in page.inner_text("#mode")
+    shot(page, "images-by-text")
+
+
+def test_an_uploaded_image_finds_itself(page: Any, tmp_path: Path) -> None:
+    page.check("input[name=scene][value=images]")
+    upload = tmp_path / "nickel.png"
+    shutil.copy(Path("/usr/share/tuxpaint/stamps") / COINS / "005nickel.png", upload)
+    page.set_input_files("#image-file", str(upload))
+    page.wait_for_selector(".image-hit img")
+    assert "nickel" in page.locator(".image-caption").first.inner_text().lower()
+    assert "Matching pixels" in page.inner_text("#mode")
+    shot(page, "images-by-upload")
