@@ -65,12 +65,23 @@ export async function health() {
   }
 }
 
+/** The configured scenes with each layer's experiments (`GET /v1/scenes`); {} on failure. */
+export async function scenes() {
+  try {
+    const response = await fetch(`${await apiBaseUrl()}/v1/scenes`);
+    return response.ok ? (await response.json()).scenes ?? {} : {};
+  } catch {
+    return {};
+  }
+}
+
 /**
  * Search a scene and return `{hits, timings_ms, experiments}`; with `image` (a File) the
  * image is uploaded as multipart/form-data (scene i2i).
  * Throws ApiError for non-2xx answers, unreadable bodies and network failures.
  */
-export async function search({ scene, query, image = null, topK = 10, signal } = {}) {
+export async function search({ scene, query, image = null, topK = 10, forced = {}, signal } = {}) {
+  const debug = Object.keys(forced).length > 0 ? { experiments: forced } : undefined;
   const url = `${await apiBaseUrl()}/v1/search`;
   let request;
   if (image) {
@@ -78,12 +89,13 @@ export async function search({ scene, query, image = null, topK = 10, signal } =
     form.append("scene", scene);
     form.append("top_k", String(topK));
     form.append("image", image, image.name || "image");
+    if (debug) form.append("debug", JSON.stringify(debug));
     request = { method: "POST", headers: { Accept: "application/json" }, body: form };
   } else {
     request = {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ scene, query, top_k: topK }),
+      body: JSON.stringify({ scene, query, top_k: topK, debug }),
     };
   }
   let response;

@@ -1,6 +1,6 @@
 // Search page: reads the form, calls the API and renders hits, timings and errors.
 // Server strings only ever reach the DOM through textContent.
-import { health, search } from "./api.js";
+import { health, scenes, search } from "./api.js";
 
 const TIMING_STAGES = ["preprocess", "match", "rank", "summary", "total"];
 
@@ -31,7 +31,17 @@ const MODES = {
     tagline: "Find pictures by words or by a picture — Tux Paint's stamps",
   },
 };
+const debugLayers = document.getElementById("debug-layers");
+const debugRan = document.getElementById("debug-ran");
+const moreButton = document.getElementById("more");
+const LAYERS = ["qp", "match", "rank", "summary"];
+const MAX_TOP_K = 100;
+const DEBOUNCE_MS = 350;
+
 let mode = "qa";
+let described = {};
+let lastSearch = null; // {query, topK, image}: what "More results" extends
+let debounceTimer = null;
 let imageSpace = "";
 let inFlight = null;
 health().then((info) => {
@@ -63,6 +73,28 @@ function formatMs(value) {
   return typeof value === "number" && Number.isFinite(value) ? `${value.toFixed(1)} ms` : "– ms";
 }
 
+/**
+ * An element whose text has the query's terms wrapped in <mark>. `spans` are [start, end)
+ * offsets in Unicode code points (the API's unit), so the text is split with Array.from.
+ * Everything goes in as text nodes: nothing from the server is parsed as HTML.
+ */
+function markedElement(tag, className, text, spans) {
+  const node = element(tag, className);
+  const chars = Array.from(String(text ?? ""));
+  let at = 0;
+  const valid = (Array.isArray(spans) ? spans : [])
+    .filter((s) => Array.isArray(s) && Number.isInteger(s[0]) && Number.isInteger(s[1]))
+    .sort((a, b) => a[0] - b[0]);
+  for (const [start, end] of valid) {
+    if (start < at || end <= start || end > chars.length) continue;
+    if (start > at) node.append(chars.slice(at, start).join(""));
+    node.append(element("mark", "", chars.slice(start, end).join("")));
+    at = end;
+  }
+  if (at < chars.length) node.append(chars.slice(at).join(""));
+  return node;
+}
+
 function renderHit(hit) {
   const item = element("li", "hit");
   const header = element("div", "hit-header");
@@ -77,8 +109,9 @@ function renderHit(hit) {
     return item;
   }
 
-  header.append(element("h2", "hit-question", String(doc.question ?? "")), score);
-  item.append(header, element("p", "hit-answer", String(doc.answer ?? "")));
+  const marks = hit.highlights ?? {};
+  header.append(markedElement("h2", "hit-question", doc.question, marks.question), score);
+  item.append(header, markedElement("p", "hit-answer", doc.answer, marks.answer));
   const categories = Array.isArray(doc.category) ? doc.category : [];
   if (categories.length > 0) {
     const tags = element("ul", "hit-categories");
@@ -117,6 +150,39 @@ function renderImageHit(hit) {
   figure.append(text);
   item.append(figure);
   return item;
+}
+
+function currentScene(image) {
+  return mode === "qa" ? "qa" : image ? "i2i" : "t2i";
+}
+
+/** One select per layer of the scene about to be searched: "bucketed" or a forced experiment. */
+function renderDebugLayers() {
+  const scene = described[currentScene(lastSearch?.image)] ?? described[currentScene(null)];
+  debugLayers.replaceChildren();
+  for (const layer of LAYERS) {
+    const names = Object.keys(scene?.layers?.[layer] ?? {});
+    const label = element("label", "debug-layer", `${layer} `);
+    const select = element("select");
+    select.dataset.layer = layer;
+    select.append(element("option", "", "bucketed"));
+    select.options[0].value = "";
+    for (const name of names) {
+      const option = element("option", "", `${name} (${scene.layers[layer][name]})`);
+      option.value = name;
+      select.append(option);
+    }
+    label.append(select);
+    debugLayers.append(label);
+  }
+}
+
+function forcedExperiments() {
+  const forced = {};
+  for (const select of debugLayers.querySelectorAll("select")) {
+    if (select.value) forced[select.dataset.layer] = select.value;
+  }
+  return forced;
 }
 
 function describeMode(scene, experiments) {
@@ -165,12 +231,17 @@ async function runSearch(query, topK, image = null) {
   clearResults();
   setBusy(true);
   statusLine.textContent = "Searching…";
-  const scene = mode === "qa" ? "qa" : image ? "i2i" : "t2i";
+  const scene = currentScene(image);
+  moreButton.hidden = true;
   const subject = image ? `the image “${image.name || "upload"}”` : `“${query}”`;
 
   try {
-    const found = await search({ scene, query, image, topK, signal: controller.signal });
+    const forced = forcedExperiments();
+    const found = await search({ scene, query, image, topK, forced, signal: controller.signal });
     const { hits, timings_ms: timings, experiments } = found;
+    lastSearch = { query, topK, image };
+    moreButton.hidden = hits.length < topK || topK >= MAX_TOP_K;
+    debugRan.textContent = `Ran: ${LAYERS.map((l) => `${l} ${experiments?.[l] ?? "?"}`).join(" · ")}`;
     results.replaceChildren(...hits.map(mode === "qa" ? renderHit : renderImageHit));
     renderTimings(timings);
     modeLine.textContent = describeMode(scene, experiments);
@@ -217,6 +288,9 @@ function setMode(next) {
   modeLine.hidden = true;
   clearResults();
   statusLine.textContent = "";
+  moreButton.hidden = true;
+  lastSearch = null;
+  renderDebugLayers();
 }
 
 function searchByImage(file) {
@@ -224,6 +298,24 @@ function searchByImage(file) {
   const topK = Number.parseInt(topKSelect.value, 10) || 10;
   runSearch("", topK, file);
 }
+
+scenes().then((found) => {
+  described = found;
+  renderDebugLayers();
+});
+
+// Typing searches after a short pause; Enter searches at once.
+queryInput.addEventListener("input", () => {
+  clearTimeout(debounceTimer);
+  if (queryInput.value.trim().length < 3) return;
+  debounceTimer = setTimeout(submitCurrentQuery, DEBOUNCE_MS);
+});
+
+moreButton.addEventListener("click", () => {
+  if (!lastSearch) return;
+  const topK = Math.min(lastSearch.topK + 10, MAX_TOP_K);
+  runSearch(lastSearch.query, topK, lastSearch.image);
+});
 
 sceneSwitch.addEventListener("change", (event) => {
   if (event.target.name === "scene") setMode(event.target.value);
@@ -243,6 +335,7 @@ imageDrop.addEventListener("drop", (event) => {
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
+  clearTimeout(debounceTimer);
   submitCurrentQuery();
 });
 

@@ -121,6 +121,16 @@ def include_routes(app: FastAPI, routes: list[Route]) -> None:
 
 
 def _endpoint(route: Route) -> Any:
+    if route.request is None:
+
+        def bodiless() -> Any:
+            return route.call()
+
+        bodiless.__annotations__ = {"return": route.response}
+        bodiless.__name__ = getattr(route.call, "__name__", "endpoint")
+        bodiless.__doc__ = route.call.__doc__
+        return bodiless
+
     def endpoint(request: Any) -> Any:
         return route.call(request)
 

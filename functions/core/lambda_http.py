@@ -37,6 +37,8 @@ def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> 
             if path in paths:
                 return error(405, "method_not_allowed", f"{method} is not allowed on {path}")
             return error(404, "not_found", f"no route {method} {path}")
+        if route.request is None:
+            return _answer(route, method, path, None)
         try:
             body = _body(event)
             if len(body) > max_body_bytes:
@@ -55,18 +57,22 @@ def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> 
             return error(*describe_errors(exc.errors(include_url=False, include_input=False)))
         except ServiceError as exc:  # a multipart body that cannot be read
             return error(exc.status, exc.code, exc.message)
-        try:
-            response = route.call(request)
-        except ServiceError as exc:
-            if exc.status >= 500:
-                log.warning("%s: %s", exc.code, exc.message)
-            return error(exc.status, exc.code, exc.message, exc.retry_after_s)
-        except Exception:
-            log.exception("unhandled error on %s %s", method, path)
-            return error(500, "internal", "internal error; it has been logged")
-        return _json(200, response.model_dump_json())
+        return _answer(route, method, path, request)
 
     return handler
+
+
+def _answer(route: Route, method: str, path: str, request: Any) -> dict[str, Any]:
+    try:
+        response = route.call() if route.request is None else route.call(request)
+    except ServiceError as exc:
+        if exc.status >= 500:
+            log.warning("%s: %s", exc.code, exc.message)
+        return error(exc.status, exc.code, exc.message, exc.retry_after_s)
+    except Exception:
+        log.exception("unhandled error on %s %s", method, path)
+        return error(500, "internal", "internal error; it has been logged")
+    return _json(200, response.model_dump_json())
 
 
 def error(status: int, code: str, message: str, retry_after_s: int | None = None) -> dict[str, Any]:

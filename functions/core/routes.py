@@ -20,9 +20,9 @@ class Route:
 
     method: str
     path: str
-    request: type[BaseModel]
+    request: type[BaseModel] | None  # None: no body (GET), `call()` takes no argument
     response: type[BaseModel]
-    call: Callable[[Any], BaseModel]
+    call: Callable[..., BaseModel]
     tag: str
 
 

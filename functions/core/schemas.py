@@ -110,6 +110,18 @@ class DocumentsResponse(BaseModel):
     missing: list[str]
 
 
+class SceneDescription(BaseModel):
+    kind: Literal["text", "image"]
+    query: Literal["text", "image"]
+    layers: dict[str, dict[str, float]] = Field(description="Layer -> experiment -> ratio.")
+
+
+class ScenesResponse(BaseModel):
+    """The configured scenes and their experiments (for the page's debug drawer)."""
+
+    scenes: dict[str, SceneDescription]
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

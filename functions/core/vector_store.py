@@ -89,6 +89,21 @@ class VectorStore(Protocol):
     ) -> list[Match]:
         """BM25 over the stored text, best first, AND-ing `filters`."""
 
+    def search_hybrid(
+        self,
+        collection: str,
+        vector: np.ndarray,
+        text: str,
+        limit: int,
+        filters: Mapping[str, list[str]],
+        *,
+        candidates: int,
+        rrf_k: int = 60,
+        nprobe: int | None = None,
+        output_fields: Sequence[str] = (),
+    ) -> list[Match]:
+        """Dense and BM25 fused by reciprocal rank fusion in the store, in one call."""
+
     def fetch_fields(
         self, collection: str, ids: Sequence[str], fields: Sequence[str]
     ) -> dict[str, dict[str, Any]]:
@@ -316,6 +331,44 @@ class MilvusVectorStore:
             filter=self._expression(collection, filters),
             output_fields=list(output_fields),
             search_params={"metric_type": "BM25"},
+        )
+        return _matches(result[0])
+
+    def search_hybrid(
+        self,
+        collection: str,
+        vector: np.ndarray,
+        text: str,
+        limit: int,
+        filters: Mapping[str, list[str]],
+        *,
+        candidates: int,
+        rrf_k: int = 60,
+        nprobe: int | None = None,
+        output_fields: Sequence[str] = (),
+    ) -> list[Match]:
+        """Dense and BM25 searches fused by reciprocal rank fusion inside Milvus: one call,
+        one result list (`candidates` hits from each side, `limit` fused ones back)."""
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        expression = self._expression(collection, filters) or None
+        dense = AnnSearchRequest(
+            [np.asarray(vector, dtype=np.float32).tolist()],
+            VECTOR_FIELD,
+            {"metric_type": "COSINE", "params": {"nprobe": nprobe or self._nprobe}},
+            candidates,
+            expr=expression,
+        )
+        lexical = AnnSearchRequest(
+            [text], SPARSE_FIELD, {"metric_type": "BM25"}, candidates, expr=expression
+        )
+        result = self._call(
+            "hybrid_search",
+            collection,
+            [dense, lexical],
+            RRFRanker(rrf_k),
+            limit=limit,
+            output_fields=list(output_fields),
         )
         return _matches(result[0])
 

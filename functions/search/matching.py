@@ -48,6 +48,19 @@ def match(
         return dense()
     if params.kind == "bm25":
         return lexical()
+    if params.fusion == "rrf" and vector is not None:
+        # One round trip: Milvus runs both searches and fuses them (same formula as ours).
+        return store.search_hybrid(
+            collection,
+            vector(),
+            text,
+            limit,
+            filters,
+            candidates=params.candidates,
+            rrf_k=params.rrf_k,
+            nprobe=params.nprobe,
+            output_fields=output_fields,
+        )
     lexical_future = _POOL.submit(lexical)
     dense_hits = dense()
     lexical_hits = lexical_future.result()

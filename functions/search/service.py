@@ -11,10 +11,24 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from functions.core.errors import InvalidRequest, UnknownScene
-from functions.core.pipeline_config import MatchParams, QpParams, SummaryParams
+from functions.core.pipeline_config import (
+    LAYERS,
+    MatchParams,
+    PipelineConfig,
+    QpParams,
+    SummaryParams,
+)
 from functions.core.routes import Route
 from functions.core.scenes import Scene, get_scene
-from functions.core.schemas import FilterValue, Hit, SearchRequest, SearchResponse, Timings
+from functions.core.schemas import (
+    FilterValue,
+    Hit,
+    SceneDescription,
+    ScenesResponse,
+    SearchRequest,
+    SearchResponse,
+    Timings,
+)
 from functions.core.settings import Settings
 from functions.core.stores import (
     collection_name,
@@ -76,6 +90,11 @@ class SearchService:
         self._max_query_chars = max_query_chars
         self._max_image_bytes = max_image_bytes
         self._config = config or FileConfig(DEFAULT_CONFIG)
+
+    @property
+    def config(self) -> PipelineConfig:
+        """The pipeline configuration in force now."""
+        return self._config.get()
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Answer `request`; raises a `ServiceError` subclass for anything the caller can fix."""
@@ -247,4 +266,24 @@ def routes(service: SearchService) -> list[Route]:
         emit_metrics(response)
         return response
 
-    return [Route("POST", "/v1/search", SearchRequest, SearchResponse, search, "search")]
+    def scenes() -> ScenesResponse:
+        """The configured scenes, each layer's experiments and their traffic ratios."""
+        config = service.config
+        return ScenesResponse(
+            scenes={
+                name: SceneDescription(
+                    kind=get_scene(name).kind,
+                    query=get_scene(name).query,
+                    layers={
+                        layer: {e: x.ratio for e, x in scene.layer(layer).experiments.items()}
+                        for layer in LAYERS
+                    },
+                )
+                for name, scene in config.scenes.items()
+            }
+        )
+
+    return [
+        Route("POST", "/v1/search", SearchRequest, SearchResponse, search, "search"),
+        Route("GET", "/v1/scenes", None, ScenesResponse, scenes, "search"),
+    ]

@@ -49,7 +49,14 @@ def highlights(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
     """[start, end) offsets (Unicode code points) of the words of `text` matching `terms`."""
     if not terms:
         return []
-    return [(m.start(), m.end()) for m in _WORD.finditer(text) if _stem(m.group()) in terms]
+    # Stemming is the expensive part; a word can only share a stem whose first letters it has
+    # (Snowball rewrites suffixes), so most words are ruled out without it.
+    heads = tuple({t[:3] for t in terms})
+    return [
+        (m.start(), m.end())
+        for m in _WORD.finditer(text)
+        if m.group().casefold().startswith(heads) and _stem(m.group()) in terms
+    ]
 
 
 def truncate(text: str, limit: int) -> str:

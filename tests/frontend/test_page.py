@@ -166,3 +166,53 @@ def test_an_uploaded_image_finds_itself(page: Any, tmp_path: Path) -> None:
     assert "nickel" in page.locator(".image-caption").first.inner_text().lower()
     assert "Matching pixels" in page.inner_text("#mode")
     shot(page, "images-by-upload")
+
+
+def test_typing_searches_after_a_pause_and_marks_the_query_terms(page: Any) -> None:
+    page.type("#query", "reset my password", delay=20)  # no Enter: the debounce searches
+    page.wait_for_selector(".hit-question mark")
+    marked = page.locator(".hit-question mark").all_inner_texts()
+    assert {"reset", "password"} <= {m.lower() for m in marked}
+    shot(page, "qa-highlights")
+
+
+def test_the_debug_drawer_forces_an_experiment_and_shows_what_ran(page: Any) -> None:
+    page.click("#debug summary")
+    page.select_option("select[data-layer=match]", "bm25")
+    page.select_option("select[data-layer=rank]", "score")
+    page.fill("#query", "refund")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".hit-question")
+    page.wait_for_function("document.querySelector('#debug-ran').textContent.includes('bm25')")
+    ran = page.inner_text("#debug-ran")
+    assert "match bm25" in ran and "rank score" in ran
+    assert page.locator(".hit-question").first.inner_text() == "How do I get a refund?"
+    shot(page, "debug-drawer")
+
+
+def test_more_results_extends_the_list(page: Any) -> None:
+    page.fill("#query", "a question about anything")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".hit-question")
+    assert page.locator(".hit").count() == 10
+    page.click("#more")
+    page.wait_for_function("document.querySelectorAll('.hit').length === 20")
+    page.click("#more")
+    page.wait_for_function("document.querySelectorAll('.hit').length === 30")
+    assert page.locator("#more").is_visible()  # 31 documents: one more page
+    page.click("#more")
+    page.wait_for_function("document.querySelectorAll('.hit').length === 31")
+    assert page.locator("#more").is_hidden()
+
+
+def test_the_page_works_on_a_phone_sized_screen(browser: Any, server: str) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    phone = context.new_page()
+    phone.goto(server)
+    phone.fill("#query", "how long is delivery")
+    phone.keyboard.press("Enter")
+    phone.wait_for_selector(".hit-question")
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375  # nothing overflows sideways
+    shot(phone, "phone")
+    context.close()

@@ -302,3 +302,25 @@ def test_lambda_handler_decodes_base64_bodies_and_refuses_broken_ones(settings: 
     event["body"] = '{"texts": ["\ud800"]}'  # a lone surrogate, as a broken client may send
     response = handler(event, None)
     assert response["statusCode"] == 400
+
+
+@pytest.mark.parametrize("query", ["how long is delivery", "refund my card", "capital city"])
+def test_milvus_side_rrf_ranks_like_our_fusion_of_the_two_searches(
+    indexed_qa: Settings, query: str
+) -> None:
+    from functions.core.scenes import QA
+    from functions.core.stores import collection_name, open_vector_store
+    from functions.preprocess.service import build_preprocessor
+    from functions.search.matching import reciprocal_rank_fusion
+
+    store = open_vector_store(indexed_qa)
+    collection = collection_name(indexed_qa, QA)
+    vector = build_preprocessor(indexed_qa).embed([query])[0]
+    # The whole corpus (30 documents) on both sides, so ties cannot fall at a cut-off.
+    dense = store.search(collection, vector, 30, {})
+    lexical = store.search_text(collection, query, 30, {})
+    ours = reciprocal_rank_fusion([dense, lexical], 60)
+    theirs = store.search_hybrid(collection, vector, query, 30, {}, candidates=30, rrf_k=60)
+    assert {m.id: round(m.score, 6) for m in theirs} == {m.id: round(m.score, 6) for m in ours}
+    scores = [m.score for m in theirs]
+    assert scores == sorted(scores, reverse=True)
