@@ -63,6 +63,9 @@ class RankParams(_Strict):
     mmr_lambda: float | None = Field(
         None, ge=0, le=1, description="MMR trade-off (1 = relevance only); None: no MMR."
     )
+    mmr_pool: int = Field(
+        30, ge=1, le=1000, description="MMR re-orders the best max(pool, top_k) hits."
+    )
 
 
 class SummaryParams(_Strict):

@@ -16,7 +16,8 @@ from functions.search.matching import min_max
 
 
 def needed_fields(params: RankParams) -> list[str]:
-    """Stored fields the ranker reads (asked of the matcher with the hits)."""
+    """Stored fields the ranker reads, asked of the matcher with the hits: measured, vectors
+    in the search answer cost less than fetching the MMR pool's by id afterwards."""
     fields = [*params.boosts, *([params.dedupe_field] if params.dedupe_field else [])]
     if params.mmr_lambda is not None:
         fields.append(VECTOR_FIELD)
@@ -44,7 +45,8 @@ def rank(
     if params.dedupe_field:
         hits = _dedupe(hits, params.dedupe_field)
     if params.mmr_lambda is not None:
-        return mmr(hits, top_k, params.mmr_lambda, vectors)
+        pool = hits[: max(params.mmr_pool, top_k)]
+        return mmr(pool, top_k, params.mmr_lambda, vectors)
     return hits[:top_k]
 
 

@@ -128,15 +128,22 @@ def test_filter_values_with_quotes_cannot_inject_expressions(
 
 
 def test_every_response_names_the_experiment_of_each_layer(search: Call) -> None:
+    from functions.core.pipeline_config import parse_config
+    from functions.search.bucketing import assign
+    from functions.search.config_source import DEFAULT_CONFIG
+
+    scene = parse_config(DEFAULT_CONFIG.read_text()).scenes["qa"]
+    users = [f"user-{i}" for i in range(200)]
+    in_mmr = next(u for u in users if assign(scene, u)["rank"] == "mmr")  # the 10% arm
     seen = set()
-    for user in ("alice", "bob", "carol", "dave", "erin", "frank"):
+    for user in ("alice", "bob", in_mmr):
         request = {"query": "refund", "user_id": user}
         _, first, _ = call(search, "POST", "/v1/search", request)
         _, again, _ = call(search, "POST", "/v1/search", request)
         assert set(first["experiments"]) == {"qp", "match", "rank", "summary"}
         assert first["experiments"] == again["experiments"]
         seen.add(first["experiments"]["rank"])
-    assert seen == {"score", "mmr"}  # the packaged 50/50 rank split, six users
+    assert seen == {"score", "mmr"}
 
 
 @pytest.mark.parametrize("matcher", ["dense", "bm25", "hybrid", "hybrid_weighted"])

@@ -49,7 +49,7 @@ def test_the_packaged_configuration_is_valid_and_has_every_match_kind() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "line_of", "says"),
     [
-        ("ratio: 0.5", "ratio: 0.6", "    rank:", "sum to 1.1"),
+        ("ratio: 0.9", "ratio: 0.95", "    rank:", "sum to 1.05"),
         ("mmr_lambda: 0.8", "mmr_lamda: 0.8", "mmr_lamda", "Extra inputs"),
         ("kind: bm25", "kind: bm26", "kind: bm26", "'dense', 'bm25' or 'hybrid'"),
         ("dedupe_field: text}", "dedupe_field: colour}", "dedupe_field: colour}", "colour"),
@@ -90,9 +90,9 @@ def test_file_config_reloads_on_change_and_keeps_the_last_good_one(tmp_path: Pat
 
     rewrite(DEFAULT_TEXT.replace("mmr_lambda: 0.8", "mmr_lambda: 0.6"))
     assert source.get().scenes["qa"].rank.experiments["mmr"].params.mmr_lambda == 0.6
-    rewrite(DEFAULT_TEXT.replace("ratio: 0.5", "ratio: 0.7", 1))
+    rewrite(DEFAULT_TEXT.replace("ratio: 0.9", "ratio: 0.95", 1))
     assert source.get().scenes["qa"].rank.experiments["mmr"].params.mmr_lambda == 0.6
-    assert source.last_error is not None and "sum to 1.2" in source.last_error
+    assert source.last_error is not None and "sum to 1.05" in source.last_error
     path.unlink()
     assert source.get().scenes["qa"].rank.experiments["mmr"].params.mmr_lambda == 0.6
     rewrite(DEFAULT_TEXT.replace("mmr_lambda: 0.8", "mmr_lambda: 0.5"))
@@ -111,12 +111,12 @@ def test_an_invalid_file_at_start_fails_loudly(tmp_path: Path) -> None:
 
 SPLIT = DEFAULT_TEXT.replace(
     """        score:
-          ratio: 0.5""",
+          ratio: 0.9""",
     """        score:
           ratio: 0.2""",
 ).replace(
     """        mmr:
-          ratio: 0.5
+          ratio: 0.1
           params: {mmr_lambda: 0.8}""",
     """        mmr:
           ratio: 0.3
