@@ -48,7 +48,9 @@ def match(
         return dense()
     if params.kind == "bm25":
         return lexical()
-    if params.fusion == "rrf" and vector is not None:
+    if params.fusion == "rrf":
+        if vector is None:
+            raise ValueError("hybrid matching needs a query vector")
         # One round trip: Milvus runs both searches and fuses them (same formula as ours).
         return store.search_hybrid(
             collection,
@@ -64,8 +66,6 @@ def match(
     lexical_future = _POOL.submit(lexical)
     dense_hits = dense()
     lexical_hits = lexical_future.result()
-    if params.fusion == "rrf":
-        return reciprocal_rank_fusion([dense_hits, lexical_hits], params.rrf_k)
     return weighted_fusion(dense_hits, lexical_hits, params.dense_weight)
 
 
