@@ -1,0 +1,92 @@
+"""Deployment configuration: one typed model read from CDK context (`cdk.json` or `-c key=value`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+FunctionName = Literal["preprocess", "search", "summary", "indexing"]
+FUNCTIONS: tuple[FunctionName, ...] = ("preprocess", "search", "summary", "indexing")
+
+
+class DeployConfig(BaseModel):
+    """Everything a deployment may vary. Context keys are the field names (snake_case)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("mmsearch", pattern=r"^[a-z][a-z0-9-]{1,30}$", description="Stack prefix.")
+    account: str | None = Field(None, description="AWS account; None: the CLI's default.")
+    region: str | None = Field(None, description="AWS region; None: the CLI's default.")
+
+    memory_mb: dict[FunctionName, int] = Field(
+        default_factory=lambda: {
+            "preprocess": 2048,
+            "search": 1024,
+            "summary": 512,
+            "indexing": 3008,
+        }
+    )
+    timeout_s: dict[FunctionName, int] = Field(
+        default_factory=lambda: {"preprocess": 10, "search": 15, "summary": 10, "indexing": 900}
+    )
+    snap_start: bool = Field(True, description="SnapStart on the preprocess function.")
+    split_functions: bool = Field(
+        True,
+        description="True: search invokes preprocess and summary; False: one function runs all.",
+    )
+
+    auth: Literal["none", "iam", "jwt"] = "none"
+    jwt_issuer: str | None = None
+    jwt_audience: list[str] = Field(default_factory=list)
+    throttle_rate: float = Field(50, gt=0, description="Steady requests per second, per stage.")
+    throttle_burst: int = Field(100, gt=0)
+
+    connection_secret_arn: str | None = Field(
+        None,
+        description="An existing Secrets Manager secret holding JSON {milvus_uri, milvus_token,"
+        " mongo_uri}; None: the stack creates one from NoEcho parameters.",
+    )
+    model_name: str = "all-MiniLM-L6-v2"
+    model_version: str = Field("current", description="S3 prefix models/<name>/<version>/.")
+
+    vpc_id: str | None = Field(None, description="Place the functions in this VPC.")
+    subnet_ids: list[str] = Field(default_factory=list)
+    security_group_ids: list[str] = Field(default_factory=list)
+    availability_zones: list[str] = Field(default_factory=list)
+
+    web_origin: str | None = Field(
+        None, description="The page's origin for CORS; None: the CloudFront distribution's."
+    )
+    alarm_email: str | None = None
+    sagemaker_min_docs: int = Field(
+        200_000, ge=1, description="Corpora at least this large embed on SageMaker, else Lambda."
+    )
+    shard_docs: int = Field(2_000, ge=1, description="Documents per indexing shard.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeployConfig:
+        if self.auth == "jwt" and not (self.jwt_issuer and self.jwt_audience):
+            raise ValueError("auth 'jwt' needs jwt_issuer and jwt_audience")
+        if self.vpc_id and not self.subnet_ids:
+            raise ValueError("vpc_id needs subnet_ids")
+        return self
+
+    @classmethod
+    def from_context(cls, get: Any) -> DeployConfig:
+        """Read from a CDK node's `try_get_context`; `-c` values arrive as strings, so JSON
+        values are decoded when a field expects a number, a list or a mapping."""
+        values: dict[str, Any] = {}
+        for field in cls.model_fields:
+            raw = get(field)
+            if raw is None:
+                continue
+            textual = cls.model_fields[field].annotation in (str, str | None)
+            if isinstance(raw, str) and not textual:
+                try:
+                    raw = json.loads(raw)
+                except json.JSONDecodeError:
+                    pass
+            values[field] = raw
+        return cls(**values)
