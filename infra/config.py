@@ -1,7 +1,8 @@
-"""Deployment configuration: one typed model read from CDK context (`cdk.json` or `-c key=value`)."""
+"""Deployment configuration: one typed model read from CDK context (cdk.json or `-c k=v`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any, Literal
 
@@ -16,7 +17,9 @@ class DeployConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field("mmsearch", pattern=r"^[a-z][a-z0-9-]{1,30}$", description="Stack prefix.")
+    name: str = Field(
+        "mmsearch", pattern=r"^[a-z][a-z0-9-]{1,15}$", description="Stack and bucket prefix."
+    )
     account: str | None = Field(None, description="AWS account; None: the CLI's default.")
     region: str | None = Field(None, description="AWS region; None: the CLI's default.")
 
@@ -60,6 +63,8 @@ class DeployConfig(BaseModel):
         None, description="The page's origin for CORS; None: the CloudFront distribution's."
     )
     alarm_email: str | None = None
+    alarm_5xx_percent: float = Field(1.0, gt=0, description="Alarm above this 5xx share.")
+    alarm_p99_ms: float = Field(1500, gt=0, description="Alarm above this p99 API latency.")
     sagemaker_min_docs: int = Field(
         200_000, ge=1, description="Corpora at least this large embed on SageMaker, else Lambda."
     )
@@ -84,9 +89,7 @@ class DeployConfig(BaseModel):
                 continue
             textual = cls.model_fields[field].annotation in (str, str | None)
             if isinstance(raw, str) and not textual:
-                try:
+                with contextlib.suppress(json.JSONDecodeError):
                     raw = json.loads(raw)
-                except json.JSONDecodeError:
-                    pass
             values[field] = raw
         return cls(**values)

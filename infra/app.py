@@ -1,0 +1,87 @@
+"""The CDK app: `cdk synth` / `cdk deploy` run `python -m infra.app` (cdk.json)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_cdk import App, Environment, Tags
+from aws_cdk import aws_lambda as lambda_
+
+from infra.api import ApiStack
+from infra.config import DeployConfig, FunctionName
+from infra.functions import CodeSource
+from infra.indexing import IndexingStack
+from infra.nag import check
+from infra.observability import ObservabilityStack
+from infra.storage import StorageStack
+from infra.web import WebStack
+
+
+def bundled_code(name: FunctionName) -> lambda_.Code:
+    """The function's docker-free bundle (built on first use, cached under build/)."""
+    from infra.packaging import lambda_bundle  # pip runs only when an app is synthesized
+
+    return lambda_.Code.from_asset(str(lambda_bundle(name)))
+
+
+def build_app(
+    app: App, config: DeployConfig | None = None, code: CodeSource = bundled_code
+) -> dict[str, Any]:
+    """Every mmsearch stack in `app`, checked by cdk-nag's AwsSolutions pack at synth."""
+    config = config or DeployConfig.from_context(app.node.try_get_context)
+    env = Environment(account=config.account, region=config.region)
+    prefix = config.name
+    storage = StorageStack(app, f"{prefix}-storage", config=config, env=env)
+    web = WebStack(app, f"{prefix}-web", config=config, storage=storage, env=env)
+    api = ApiStack(
+        app, f"{prefix}-api", config=config, code=code, storage=storage, web=web, env=env
+    )
+    indexing = IndexingStack(
+        app,
+        f"{prefix}-indexing",
+        config=config,
+        code=code("indexing"),
+        environment={
+            "MMSEARCH_CONNECTION_SECRET": storage.secret.secret_arn,
+            "MMSEARCH_MODEL_S3_URI": api.model_uri,
+        },
+        data_bucket=storage.data_bucket,
+        model_bucket=storage.model_bucket,
+        secret=storage.secret,
+        function_options=None,
+        env=env,
+    )
+    observability = ObservabilityStack(
+        app,
+        f"{prefix}-observability",
+        config=config,
+        api=api.api,
+        functions={name: alias for name, alias in api.functions.items()}
+        | {"indexing": indexing.function},
+        state_machine=indexing.state_machine,
+        env=env,
+    )
+    stacks = {
+        "storage": storage,
+        "web": web,
+        "api": api,
+        "indexing": indexing,
+        "observability": observability,
+    }
+    for stack in stacks.values():
+        Tags.of(stack).add("project", prefix)
+    check(app)
+    return stacks
+
+
+def main() -> None:
+    """Entry point for the CDK CLI."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    app = App()
+    build_app(app)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()
