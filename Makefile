@@ -7,7 +7,7 @@ WORDNET := /usr/share/wordnet/data.noun
 TUXPAINT := /usr/share/tuxpaint/stamps
 PORT ?= 8000
 
-.PHONY: install install-offline system-deps demo test lint types check clean-home bench
+.PHONY: install install-offline system-deps demo test lint types check clean-home bench synth deploy
 
 # One stamp per extra and pyproject.toml version: the demo needs `offline`, tests need `dev`.
 $(VENV)/.installed-%-$(PYPROJECT_SUM): pyproject.toml
@@ -48,3 +48,18 @@ clean-home:
 
 bench: install system-deps
 	$(BIN)/mmsearch bench
+
+# The CDK CLI, pinned in infra/package.json; synth needs no AWS account and no Docker.
+CDK := infra/node_modules/.bin/cdk
+CDK_ENV := PATH=$(abspath $(BIN)):$$PATH JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
+	CDK_DISABLE_CLI_TELEMETRY=true
+$(CDK): infra/package-lock.json
+	npm ci --prefix infra --no-audit --no-fund --silent
+	touch $@
+
+synth: install $(CDK)
+	$(CDK_ENV) $(CDK) synth --no-notices --quiet $(CDK_ARGS)
+
+# Needs AWS credentials and a bootstrapped account (README, Deploy).
+deploy: install $(CDK)
+	$(CDK_ENV) $(CDK) deploy --all --no-notices $(CDK_ARGS)

@@ -52,7 +52,9 @@ class DeployConfig(BaseModel):
         " mongo_uri}; None: the stack creates one from NoEcho parameters.",
     )
     model_name: str = "all-MiniLM-L6-v2"
-    model_version: str = Field("current", description="S3 prefix models/<name>/<version>/.")
+    model_version: str = Field(
+        "latest", description="S3 prefix models/<name>/<version>/; latest: the LATEST pointer."
+    )
 
     vpc_id: str | None = Field(None, description="Place the functions in this VPC.")
     subnet_ids: list[str] = Field(default_factory=list)
