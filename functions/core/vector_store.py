@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,6 +29,9 @@ ANALYZER = {
 ID_MAX_LENGTH = 512
 FILTER_VALUE_MAX_LENGTH = 256
 FILTER_MAX_VALUES = 64
+# Milvus Lite 2.5 answers UNIMPLEMENTED to aliases (and renames), so batch indexing
+# (offline/batch/aliases.py) keeps a Lite file's aliases in this collection: {id: alias, target}.
+LITE_ALIASES = "mmsearch_lite_aliases"
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,7 @@ class MilvusVectorStore:
         index_type: str = "IVF_FLAT",
         nlist: int | None = None,
         nprobe: int = 32,
+        alias_ttl_s: float = 1.0,
     ) -> None:
         self._uri = uri
         self._token = token
@@ -181,6 +186,10 @@ class MilvusVectorStore:
         self._client: Any = None
         self._lock = threading.Lock()
         self._array_fields: dict[str, tuple[str, ...]] = {}
+        # Milvus Lite only (a file path): resolving a name costs ~2 ms, so it is kept a moment.
+        self._lite = "://" not in uri
+        self._alias_ttl_s = alias_ttl_s
+        self._targets: dict[str, tuple[str, float]] = {}
 
     def _connect(self) -> Any:
         # Connect lazily so a process can start (and answer 503) while Milvus is down.
@@ -198,12 +207,22 @@ class MilvusVectorStore:
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         client = self._connect()
+        if self._lite and args:
+            args = (self._lite_target(client, args[0]), *args[1:])
         try:
             return getattr(client, method)(*args, timeout=self._timeout, **kwargs)
         except Exception as exc:
             if "not exist" in str(exc) or "not found" in str(exc).lower():
                 raise IndexNotReady(f"collection {args[0]!r} does not exist yet") from exc
             raise StoreUnavailable(f"Milvus {method} failed: {_short(exc)}") from exc
+
+    def _lite_target(self, client: Any, name: str) -> str:
+        now = time.monotonic()
+        cached = self._targets.get(name)
+        if cached is None or cached[1] <= now:
+            cached = (lite_alias_target(client, name), now + self._alias_ttl_s)
+            self._targets[name] = cached
+        return cached[0]
 
     def close(self) -> None:
         """Release the connection; pymilvus shares it among every client of the same URI."""
@@ -445,6 +464,14 @@ class MilvusVectorStore:
     def drop(self, collection: str) -> None:
         if self.has_collection(collection):
             self._call("drop_collection", collection)
+
+
+def lite_alias_target(client: Any, name: str) -> str:
+    """The collection a Milvus Lite alias points at, or `name` itself when it is no alias."""
+    if name == LITE_ALIASES or not client.has_collection(LITE_ALIASES):
+        return name
+    rows = client.get(LITE_ALIASES, ids=[name], output_fields=["target"])
+    return str(rows[0]["target"]) if rows else name
 
 
 def _matches(hits: Any) -> list[Match]:

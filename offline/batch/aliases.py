@@ -1,0 +1,145 @@
+"""Collection aliases: the name readers use, switched in one step to a finished collection.
+
+Milvus servers (and Zilliz Cloud) have native aliases. Milvus Lite 2.5.1 answers
+UNIMPLEMENTED to `create_alias`, `describe_alias` and `rename_collection`, so for a Lite file
+the aliases live in a one-row-per-alias collection that `MilvusVectorStore` resolves names
+through (`functions.core.vector_store.LITE_ALIASES`); a one-row upsert is the atomic switch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from functions.core.errors import StoreUnavailable
+from functions.core.settings import Settings
+from functions.core.vector_store import ID_MAX_LENGTH, LITE_ALIASES, lite_alias_target
+
+
+class AliasConflict(Exception):
+    """A real collection already holds the alias's name (e.g. one `mmsearch index` wrote)."""
+
+
+class CollectionAliases(Protocol):
+    """Where a Milvus deployment keeps its aliases."""
+
+    def target(self, alias: str) -> str | None:
+        """The collection `alias` points at; None when it is no alias."""
+
+    def point(self, alias: str, collection: str) -> None:
+        """Create `alias` or move it to `collection`, atomically for readers."""
+
+    def has_collection(self, name: str) -> bool:
+        """Whether `name` is a collection (or, on servers, an alias)."""
+
+    def drop_collection(self, name: str) -> None:
+        """Drop a real collection by name."""
+
+
+class NativeAliases:
+    """Milvus server / Zilliz Cloud aliases through pymilvus."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def target(self, alias: str) -> str | None:
+        from pymilvus import MilvusException
+
+        try:
+            described = self._client.describe_alias(alias)
+        except MilvusException as exc:
+            if "not" in str(exc).lower():  # "alias not found" / "does not exist"
+                return None
+            raise StoreUnavailable(f"Milvus describe_alias failed: {exc}") from exc
+        return str(described["collection_name"])
+
+    def point(self, alias: str, collection: str) -> None:
+        if self.target(alias) is None:
+            self._client.create_alias(collection, alias)
+        else:
+            self._client.alter_alias(collection, alias)
+
+    def has_collection(self, name: str) -> bool:
+        return bool(self._client.has_collection(name))
+
+    def drop_collection(self, name: str) -> None:
+        self._client.drop_collection(name)
+
+
+class LiteAliases:
+    """Aliases of a Milvus Lite file, kept in the `LITE_ALIASES` collection."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def target(self, alias: str) -> str | None:
+        found = lite_alias_target(self._client, alias)
+        return None if found == alias else found
+
+    def point(self, alias: str, collection: str) -> None:
+        self._ensure_table()
+        row = {"id": alias, "target": collection, "vector": [0.0, 0.0]}
+        self._client.upsert(LITE_ALIASES, [row])
+
+    def has_collection(self, name: str) -> bool:
+        return bool(self._client.has_collection(name))
+
+    def drop_collection(self, name: str) -> None:
+        self._client.drop_collection(name)
+
+    def _ensure_table(self) -> None:
+        from pymilvus import DataType
+
+        if self._client.has_collection(LITE_ALIASES):
+            return
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
+        schema.add_field("target", DataType.VARCHAR, max_length=ID_MAX_LENGTH)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants one vector
+        index = self._client.prepare_index_params()
+        index.add_index("vector", index_type="FLAT", metric_type="L2")
+        self._client.create_collection(
+            LITE_ALIASES, schema=schema, index_params=index, consistency_level="Strong"
+        )
+
+
+def open_aliases(settings: Settings) -> CollectionAliases:
+    """The alias keeper for the Milvus named by `settings`."""
+    from pymilvus import MilvusClient
+
+    uri = settings.resolved_milvus_uri
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+    client = MilvusClient(uri=uri, token=token, timeout=settings.batch_timeout_s)
+    return LiteAliases(client) if "://" not in uri else NativeAliases(client)
+
+
+@dataclass(frozen=True)
+class AliasSwitch:
+    """What a switch did: the collection before (dropped afterwards) and whether a real
+    collection of the alias's name had to go."""
+
+    previous: str | None
+    replaced_collection: bool
+
+
+def switch_alias(
+    aliases: CollectionAliases, alias: str, collection: str, *, replace_collection: bool
+) -> AliasSwitch:
+    """Point `alias` at `collection`; then drop what it pointed at before (never before the
+    switch, so readers always have a whole index). Re-running a done switch changes nothing."""
+    previous = aliases.target(alias)
+    replaced = False
+    if previous is None and aliases.has_collection(alias):
+        if not replace_collection:
+            raise AliasConflict(
+                f"{alias!r} is a collection, not an alias (written by `mmsearch index`?); "
+                'start the run with "replace_collection": true to drop it and put an alias'
+                " of that name in its place (searches fail for the moment in between)"
+            )
+        aliases.drop_collection(alias)
+        replaced = True
+    if previous != collection:
+        aliases.point(alias, collection)
+    if previous is not None and previous != collection and aliases.has_collection(previous):
+        aliases.drop_collection(previous)
+    return AliasSwitch(previous if previous != collection else None, replaced)

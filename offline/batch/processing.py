@@ -1,0 +1,60 @@
+"""SageMaker processing entry point: `python -m offline.batch.processing --scene qa
+--collection NAME`, indexing every shard file SageMaker copied under the input folder with
+the same code as the Lambda Map (`offline.batch.shard`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from functions.core.encoder import TextEncoder
+from functions.core.stores import open_document_store, open_vector_store
+from offline.batch.events import ShardResult
+from offline.batch.plan import text_scene
+from offline.batch.settings import BatchSettings
+from offline.batch.shard import ShardIndexer, index_shard_file
+
+INPUT_DIR = Path("/opt/ml/processing/input")
+
+
+def process_folder(
+    indexer: ShardIndexer, scene_name: str, collection: str, folder: Path
+) -> list[ShardResult]:
+    """Index each `*.jsonl` below `folder`, in name order; a re-run skips what is written."""
+    scene = text_scene(scene_name)
+    files = sorted(folder.rglob("*.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"no shard files (*.jsonl) under {folder}")
+    return [index_shard_file(indexer, scene, collection, p, i) for i, p in enumerate(files)]
+
+
+def open_indexer(settings: BatchSettings) -> ShardIndexer:
+    """The shard indexer for the stores and model named by `settings`."""
+    settings = settings.model_copy(update={"store_timeout_s": settings.batch_timeout_s})
+    encoder = TextEncoder.load(settings.resolved_model_dir, threads=settings.encoder_threads)
+    return ShardIndexer(
+        encoder,
+        open_vector_store(settings),
+        open_document_store(settings),
+        encode_batch_size=settings.encode_batch_size,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m offline.batch.processing")
+    parser.add_argument("--scene", required=True)
+    parser.add_argument("--collection", required=True, help="the run's collection")
+    parser.add_argument("--input-dir", type=Path, default=INPUT_DIR)
+    args = parser.parse_args(argv)
+    settings = BatchSettings()
+    # LEAD: resolve the connection secret / materialize the model here as in handler.runtime().
+    results = process_folder(open_indexer(settings), args.scene, args.collection, args.input_dir)
+    for result in results:
+        print(json.dumps(result.model_dump()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

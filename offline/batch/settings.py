@@ -1,0 +1,22 @@
+"""Batch settings: the shared `Settings` plus where runs write and how corpora are cut."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from functions.core.settings import Settings
+
+
+class BatchSettings(Settings):
+    """Read like `Settings` (`MMSEARCH_<FIELD>`); the state machine's function sets these."""
+
+    batch_bucket: str | None = Field(
+        None, description="Bucket for run shards and reports; None: the input's bucket."
+    )
+    shard_docs: int = Field(2_000, ge=1, description="Documents per Lambda shard.")
+    sagemaker_min_docs: int = Field(
+        200_000, ge=1, description="Corpora at least this large embed on SageMaker."
+    )
+    sagemaker_shard_docs: int = Field(
+        50_000, ge=1, description="Documents per SageMaker shard (one processing job each)."
+    )

@@ -1,0 +1,82 @@
+"""Embedding one shard into a run's own collection, with the indexer the CLI uses."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from functions.core.scenes import Scene
+from offline.batch.events import RunPlan, ShardRef, ShardResult
+from offline.batch.objects import ObjectStore
+from offline.corpus import Corpus, QADocument, read_corpus
+from offline.indexer import Indexer
+
+
+class ShardIndexer(Indexer):
+    """The CLI's indexer, writing one shard at a time into a run's collection.
+
+    MongoDB is shared by every run of a corpus while each run has its own vector collection,
+    so a stored fingerprint only counts (and the document is skipped) when the document's
+    vector is already in *this* run's collection: a re-run shard embeds nothing again."""
+
+    def index_shard(self, scene: Scene, collection: str, docs: Sequence[QADocument]) -> int:
+        """Embed and write the shard's new or changed documents; returns how many."""
+        self._vectors.ensure_collection(collection, self._encoder.dim, scene.array_filter_fields)
+        stored = self._documents.fingerprints(scene.store)
+        embedded = 0
+        for offset in range(0, len(docs), self._batch_size):
+            batch = docs[offset : offset + self._batch_size]
+            ids = [d.id for d in batch]
+            absent = set(self._vectors.missing_ids(collection, ids))
+            # Blank fingerprints still mark the document as stored, so it is replaced, not
+            # inserted twice.
+            seen = {i: "" if i in absent else stored[i] for i in ids if i in stored}
+            prepared = self._prepare_batch(scene, collection, batch, seen)
+            embedded += self._write_batch(scene, prepared)
+        return embedded
+
+
+def parse_corpus(data: bytes) -> Corpus:
+    """Validate JSON lines held in memory, exactly as `mmsearch index` validates a file."""
+    with tempfile.TemporaryDirectory(prefix="mmsearch-corpus-") as folder:
+        path = Path(folder) / "corpus.jsonl"
+        path.write_bytes(data)
+        return read_corpus(path)
+
+
+def shard_body(docs: Sequence[QADocument]) -> bytes:
+    """A shard as JSON lines, readable by `read_corpus`."""
+    return b"".join(d.model_dump_json().encode("utf-8") + b"\n" for d in docs)
+
+
+def index_shard_file(
+    indexer: ShardIndexer, scene: Scene, collection: str, path: Path, index: int = 0
+) -> ShardResult:
+    """Index one shard file (the SageMaker processing job's unit of work)."""
+    start = time.perf_counter()
+    corpus = read_corpus(path)
+    if corpus.invalid:
+        first = corpus.invalid[0]
+        raise ValueError(f"shard {path} has invalid line {first.line}: {first.reason}")
+    embedded = indexer.index_shard(scene, collection, corpus.documents)
+    docs = len(corpus.documents)
+    return ShardResult(
+        index=index,
+        docs=docs,
+        embedded=embedded,
+        skipped=docs - embedded,
+        seconds=round(time.perf_counter() - start, 3),
+    )
+
+
+def embed_shard(
+    plan: RunPlan, shard: ShardRef, objects: ObjectStore, indexer: ShardIndexer, scene: Scene
+) -> ShardResult:
+    """Fetch one shard of the run from S3 and index it (the Lambda Map's unit of work)."""
+    data = objects.read(plan.bucket, shard.key)
+    with tempfile.TemporaryDirectory(prefix="mmsearch-shard-") as folder:
+        path = Path(folder) / "shard.jsonl"
+        path.write_bytes(data)
+        return index_shard_file(indexer, scene, plan.collection, path, shard.index)
