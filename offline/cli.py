@@ -422,6 +422,22 @@ def bench(
         print(json.dumps(results))
 
 
+@app.command("push-model")
+def push_model(
+    model_dir: Annotated[Path, typer.Option(help="Exported model folder (mmsearch export).")],
+    bucket: Annotated[str, typer.Option(help="S3 bucket.")],
+    prefix: Annotated[str, typer.Option(help="Key prefix above <name>/<version>/.")] = "models",
+    version: Annotated[str | None, typer.Option(help="Default: a hash of the files.")] = None,
+) -> None:
+    """Upload an exported model to S3 as a new version and point <name>/LATEST at it."""
+    from offline.model_push import push_model as push
+
+    try:
+        console.print(push(model_dir, bucket, prefix=prefix, version=version).describe())
+    except Exception as exc:  # unverifiable folder, existing version, S3 refusal
+        raise _fail(str(exc)) from exc
+
+
 def main() -> None:
     """Entry point of the `mmsearch` script."""
     # SIGTERM unwinds like Ctrl-C, so the local stores are stopped cleanly.

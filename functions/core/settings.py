@@ -48,6 +48,16 @@ class Settings(BaseModel):
     clip_model_dir: Path | None = Field(
         None, description="CLIP export for the image scenes; default home/models/clip if there."
     )
+    model_s3_uri: str | None = Field(
+        None,
+        description="s3://bucket/models/<name>/[<version>/]: fetched at init into model_cache_dir,"
+        " sha256-checked, and used as model_dir; without a version, LATEST picks it.",
+    )
+    clip_model_s3_uri: str | None = Field(None, description="The same, for clip_model_dir.")
+    model_cache_dir: Path = Field(
+        default_factory=lambda: _temp_dir() / "mmsearch-models",
+        description="Where models from S3 are kept (Lambda: /tmp).",
+    )
     media_base_url: str = Field("/media", description="Where image files are published.")
 
     pipeline_config: Path | None = Field(
@@ -60,6 +70,13 @@ class Settings(BaseModel):
     appconfig_environment: str = "prod"
     appconfig_profile: str = "pipeline"
     appconfig_max_age_s: int = Field(60, ge=0, description="AppConfig cache TTL.")
+
+    connection_secret: str | None = Field(
+        None,
+        description="Secrets Manager name or ARN of JSON {milvus_uri, milvus_token, mongo_uri};"
+        " read once at init, its values override the fields of the same name.",
+    )
+    secret_max_age_s: int = Field(300, ge=0, description="Secret cache TTL.")
 
     deployment: Literal["in_process", "lambda"] = "in_process"
     preprocess_function: str | None = Field(None, description="Lambda name for split deployment.")
@@ -87,3 +104,9 @@ class Settings(BaseModel):
             if name.upper().startswith(ENV_PREFIX) and value != ""
         }
         return {**{k: v for k, v in env.items() if k in cls.model_fields}, **data}
+
+
+def _temp_dir() -> Path:
+    import tempfile  # only when the field is left unset
+
+    return Path(tempfile.gettempdir())

@@ -1,0 +1,232 @@
+"""Models in S3: pushed as immutable versions, fetched at init, sha256-checked, cached.
+
+S3 is moto (the one fake); the model, the encoder and the verification are the real ones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from functions.core.encoder import TextEncoder
+from functions.core.errors import ModelUnavailable
+from functions.core.manifest import MANIFEST_FILE, TOKENIZER_FILE, ModelManifest, sha256_file
+from functions.core.model_source import S3Folder, fetch_model, materialize_models
+from functions.core.settings import Settings
+from offline.cli import app
+from offline.model_push import VersionConflict, model_version, push_model
+
+BUCKET = "mmsearch-models"
+TEXTS = ["how long does shipping take?", "Où est ma commande ?", "refund policy"]
+
+
+class RecordingS3:
+    """The moto S3 client, recording the name and arguments of every call."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, args or tuple(kwargs.values())))
+            return method(*args, **kwargs)
+
+        return call
+
+    def names(self, operation: str) -> list[str]:
+        """The object keys' last parts, for every `operation` call, in order."""
+        return [
+            str(args[2 if operation == "upload_file" else 1]).rsplit("/", 1)[-1]
+            for name, args in self.calls
+            if name == operation
+        ]
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingS3]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield RecordingS3(client)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def settings_for(uri: str, cache: Path) -> Settings:
+    return Settings(model_s3_uri=uri, model_cache_dir=cache, home=cache.parent / "home")
+
+
+def test_a_pushed_model_loads_from_s3_and_embeds_exactly_like_the_local_folder(
+    s3: RecordingS3, cache: Path, model_dir: Path, encoder: TextEncoder
+) -> None:
+    pushed = push_model(model_dir, BUCKET, s3=s3)
+
+    settings = materialize_models(settings_for(pushed.uri, cache), s3)
+
+    assert settings.resolved_model_dir.is_relative_to(cache)
+    loaded = TextEncoder.load(settings.resolved_model_dir)
+    np.testing.assert_array_equal(loaded.embed(TEXTS), encoder.embed(TEXTS))
+
+
+def test_push_uploads_every_file_then_the_manifest_then_the_latest_pointer(
+    s3: RecordingS3, model_dir: Path
+) -> None:
+    pushed = push_model(model_dir, BUCKET, s3=s3)
+
+    manifest = ModelManifest.read(model_dir)
+    assert pushed.version == model_version(manifest)
+    assert pushed.uri == f"s3://{BUCKET}/models/{manifest.name}/{pushed.version}/"
+    assert s3.names("upload_file") == [*sorted(manifest.files), MANIFEST_FILE]
+    assert s3.names("put_object") == ["LATEST"]
+    latest = s3.client.get_object(Bucket=BUCKET, Key=f"models/{manifest.name}/LATEST")
+    assert json.loads(latest["Body"].read()) == {"version": pushed.version}
+    assert f"deploy with MMSEARCH_MODEL_S3_URI={pushed.uri}" in pushed.describe()
+
+
+def test_pushing_the_same_files_again_uploads_nothing(s3: RecordingS3, model_dir: Path) -> None:
+    first = push_model(model_dir, BUCKET, s3=s3)
+    s3.calls.clear()
+
+    again = push_model(model_dir, BUCKET, s3=s3)
+
+    assert again.version == first.version and not again.uploaded
+    assert s3.names("upload_file") == []
+
+
+def test_a_version_is_never_overwritten_by_a_different_model(
+    s3: RecordingS3, model_dir: Path, tmp_path: Path
+) -> None:
+    push_model(model_dir, BUCKET, version="v1", s3=s3)
+    other = altered_copy(model_dir, tmp_path / "other")
+
+    with pytest.raises(VersionConflict, match="v1"):
+        push_model(other, BUCKET, version="v1", s3=s3)
+    assert push_model(other, BUCKET, s3=s3).version != "v1"
+
+
+def test_push_refuses_a_local_folder_that_fails_its_manifest_before_uploading(
+    s3: RecordingS3, model_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / TOKENIZER_FILE).write_text("{}")
+
+    with pytest.raises(ModelUnavailable, match=TOKENIZER_FILE):
+        push_model(broken, BUCKET, s3=s3)
+    assert s3.calls == []
+
+
+def test_a_model_uri_without_version_follows_latest(
+    s3: RecordingS3, cache: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    push_model(model_dir, BUCKET, version="v1", s3=s3)
+    name = ModelManifest.read(model_dir).name
+    newer = push_model(altered_copy(model_dir, tmp_path / "v2"), BUCKET, version="v2", s3=s3)
+
+    local = fetch_model(f"s3://{BUCKET}/models/{name}", cache, s3)
+
+    assert local == cache / BUCKET / "models" / name / "v2"
+    assert ModelManifest.read(local).files == ModelManifest.read(tmp_path / "v2").files
+    assert newer.pointer == f"s3://{BUCKET}/models/{name}/LATEST"
+
+
+def test_a_file_altered_in_s3_is_refused_by_name_and_nothing_is_cached(
+    s3: RecordingS3, cache: Path, model_dir: Path
+) -> None:
+    pushed = push_model(model_dir, BUCKET, s3=s3)
+    s3.client.put_object(Bucket=BUCKET, Key=pushed.folder.key(TOKENIZER_FILE), Body=b"{}")
+
+    with pytest.raises(ModelUnavailable, match=f"{TOKENIZER_FILE} does not match"):
+        materialize_models(settings_for(pushed.uri, cache), s3)
+    assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_a_file_missing_from_s3_is_named(s3: RecordingS3, cache: Path, model_dir: Path) -> None:
+    pushed = push_model(model_dir, BUCKET, s3=s3)
+    s3.client.delete_object(Bucket=BUCKET, Key=pushed.folder.key(TOKENIZER_FILE))
+
+    with pytest.raises(ModelUnavailable, match=f"{TOKENIZER_FILE} is missing from S3"):
+        fetch_model(pushed.uri, cache, s3)
+
+
+def test_a_uri_with_neither_manifest_nor_latest_says_so(s3: RecordingS3, cache: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="no manifest"):
+        fetch_model(f"s3://{BUCKET}/models/nothing/", cache, s3)
+
+
+def test_a_verified_cached_folder_is_not_downloaded_again(
+    s3: RecordingS3, cache: Path, model_dir: Path
+) -> None:
+    pushed = push_model(model_dir, BUCKET, s3=s3)
+    first = fetch_model(pushed.uri, cache, s3)
+    s3.calls.clear()
+
+    assert fetch_model(pushed.uri, cache, s3) == first
+    assert s3.names("download_file") == []
+
+
+def test_a_cached_folder_that_fails_verification_is_downloaded_again(
+    s3: RecordingS3, cache: Path, model_dir: Path
+) -> None:
+    pushed = push_model(model_dir, BUCKET, s3=s3)
+    local = fetch_model(pushed.uri, cache, s3)
+    (local / TOKENIZER_FILE).write_text("{}")
+    s3.calls.clear()
+
+    assert fetch_model(pushed.uri, cache, s3) == local
+    assert sha256_file(local / TOKENIZER_FILE) == sha256_file(model_dir / TOKENIZER_FILE)
+    assert TOKENIZER_FILE in s3.names("download_file")
+
+
+def test_settings_without_s3_uris_are_returned_untouched(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    assert materialize_models(settings, s3=object()) is settings
+
+
+@pytest.mark.parametrize("uri", ["bucket/models", "s3://", "s3:///models", "https://x/y"])
+def test_only_s3_uris_name_a_model_folder(uri: str) -> None:
+    with pytest.raises(ValueError, match="s3://"):
+        S3Folder.parse(uri)
+
+
+def test_the_push_model_command_prints_the_uri_to_deploy_with(
+    s3: RecordingS3, model_dir: Path
+) -> None:
+    result = CliRunner().invoke(
+        app, ["push-model", "--model-dir", str(model_dir), "--bucket", BUCKET, "--version", "v7"]
+    )
+
+    assert result.exit_code == 0, result.output
+    name = ModelManifest.read(model_dir).name
+    assert f"MMSEARCH_MODEL_S3_URI=s3://{BUCKET}/models/{name}/v7/" in result.output
+
+
+def altered_copy(model_dir: Path, out: Path) -> Path:
+    """The model folder with an equivalent but byte-different tokenizer.json (another version)."""
+    shutil.copytree(model_dir, out)
+    tokenizer = out / TOKENIZER_FILE
+    tokenizer.write_text(json.dumps(json.loads(tokenizer.read_text()), indent=1))
+    manifest = ModelManifest.read(out)
+    manifest.files[TOKENIZER_FILE] = sha256_file(tokenizer)
+    manifest.write(out)
+    return out

@@ -1,0 +1,168 @@
+"""Docker-free Lambda bundles: small enough, free of the batch side's heavy packages, and
+importable by the Python Lambda runs (3.12) with nothing but the bundle on its path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from functions.core.apigw import http_event
+from infra.config import FUNCTIONS, FunctionName
+from infra.packaging import (
+    DEPENDENCIES,
+    EXCLUDED,
+    bundle_size,
+    lambda_bundle,
+    lambda_requirements,
+    requirements,
+)
+
+LAMBDA_UNZIPPED_LIMIT = 250 * 10**6  # bytes; Lambda's own limit is 250 MiB, this is stricter
+NEVER_BUNDLED = {"torch", "transformers", "sentence_transformers", "typer", "rich", "uvicorn"}
+NEVER_BUNDLED |= {"milvus_lite", "secantusdb", "fastapi", "boto3", "botocore", "huggingface_hub"}
+
+EXPECTED_PACKAGES: dict[FunctionName, set[str]] = {
+    "preprocess": {"onnxruntime", "tokenizers", "numpy", "PIL", "pydantic"},
+    "search": {"onnxruntime", "tokenizers", "pymilvus", "pymongo", "yaml", "snowballstemmer"},
+    "summary": {"pymongo", "pydantic", "aws_lambda_powertools"},
+    "indexing": {"onnxruntime", "tokenizers", "pymilvus", "pymongo", "PIL"},
+}
+EXPECTED_SOURCES: dict[FunctionName, set[str]] = {
+    "preprocess": {
+        "functions/__init__.py",
+        "functions/core/model_source.py",
+        "functions/preprocess/handler.py",
+    },
+    "search": {
+        "functions/search/handler.py",
+        "functions/search/pipeline.yaml",
+        "functions/preprocess/service.py",
+        "functions/summary/service.py",
+        "functions/composed/handler.py",
+    },
+    "summary": {"functions/summary/handler.py", "functions/core/connection.py"},
+    "indexing": {"offline/indexer.py", "offline/corpus.py", "functions/core/encoder.py"},
+}
+# What each bundle must import on Python 3.12 from the bundle alone (boto3 comes with Lambda).
+IMPORTS: dict[FunctionName, list[str]] = {
+    "preprocess": ["functions.preprocess.service", "functions.core.lambda_http"],
+    "search": ["functions.search.service", "functions.composed.service", "pymilvus", "pymongo"],
+    "summary": ["functions.summary.service", "functions.core.connection", "pymongo"],
+    "indexing": ["offline.indexer", "offline.image_indexer", "pymilvus", "pymongo"],
+}
+
+
+def lambda_python() -> str | None:
+    """A CPython 3.12 on this machine (Lambda's runtime version), if any."""
+    candidates = [os.environ.get("MMSEARCH_TEST_PYTHON312", "")]
+    candidates += sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
+    candidates += ["python3.12"]
+    for candidate in filter(None, candidates):
+        try:
+            done = subprocess.run([candidate, "--version"], capture_output=True, text=True)
+        except OSError:
+            continue
+        if done.returncode == 0 and done.stdout.startswith("Python 3.12"):
+            return candidate
+    return None
+
+
+def run_in_bundle(bundle: Path, code: str, env: dict[str, str] | None = None) -> str:
+    """Run `code` with Python 3.12 in isolated mode: only the bundle and the stdlib importable."""
+    python = lambda_python()
+    if python is None:
+        pytest.skip("no CPython 3.12 here to import the manylinux cp312 wheels")
+    prelude = f"import sys; sys.path.insert(0, {str(bundle)!r})\n"
+    done = subprocess.run(
+        [python, "-I", "-c", prelude + code],
+        capture_output=True,
+        text=True,
+        cwd=bundle,
+        env={"PATH": os.environ["PATH"], **(env or {})},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def top_level(bundle: Path) -> set[str]:
+    return {p.name.removesuffix(".py") for p in bundle.iterdir()}
+
+
+def test_every_function_names_only_dependencies_pinned_in_pyproject() -> None:
+    pinned = lambda_requirements()
+    for name in FUNCTIONS:
+        assert len(requirements(name)) == len(DEPENDENCIES[name])
+        assert all(spec in pinned.values() for spec in requirements(name))
+    assert pinned["pymilvus"] == "pymilvus==2.5.18"
+
+
+def test_bundles_fit_lambda_and_carry_no_batch_side_packages(
+    lambda_bundles: dict[FunctionName, Path],
+) -> None:
+    for name, bundle in lambda_bundles.items():
+        size = bundle_size(bundle)
+        print(f"{name}: {size / 1e6:.1f} MB unzipped")
+        assert size < LAMBDA_UNZIPPED_LIMIT, name
+        packages = top_level(bundle)
+        assert packages.isdisjoint(NEVER_BUNDLED), (name, packages & NEVER_BUNDLED)
+        assert EXPECTED_PACKAGES[name] <= packages, (name, EXPECTED_PACKAGES[name] - packages)
+        sources = {str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()}
+        assert EXPECTED_SOURCES[name] <= sources, (name, EXPECTED_SOURCES[name] - sources)
+        assert not list(bundle.rglob("__pycache__")), name
+        assert not (bundle / "tests").exists(), name  # our tests never ship
+
+
+def test_bundles_keep_dist_info_that_packages_read_at_import(
+    lambda_bundles: dict[FunctionName, Path],
+) -> None:
+    # pymilvus reads its own version with importlib.metadata when imported.
+    assert list(lambda_bundles["search"].glob("pymilvus-2.5.18.dist-info/METADATA"))
+    lock = (lambda_bundles["search"] / "requirements.lock").read_text().split()
+    assert "pymilvus==2.5.18" in lock
+    assert not {line.split("==")[0] for line in lock} & EXCLUDED
+
+
+def test_each_bundle_imports_its_code_on_python_3_12_from_the_bundle_alone(
+    lambda_bundles: dict[FunctionName, Path],
+) -> None:
+    for name, modules in IMPORTS.items():
+        out = run_in_bundle(
+            lambda_bundles[name],
+            "".join(f"import {m}\n" for m in modules)
+            + "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            + f"{sorted(NEVER_BUNDLED)!r}))",
+        )
+        assert out.strip() == "[]", name
+
+
+def test_preprocess_bundle_answers_an_embed_event_on_python_3_12(
+    lambda_bundles: dict[FunctionName, Path], model_dir: Path
+) -> None:
+    event = http_event("POST", "/v1/embed", {"texts": ["how long is delivery"]})
+    out = run_in_bundle(
+        lambda_bundles["preprocess"],
+        "import json\n"
+        "from functions.preprocess.handler import handler\n"
+        f"print(json.dumps(handler(json.loads({json.dumps(json.dumps(event))}), None)))",
+        env={"MMSEARCH_MODEL_DIR": str(model_dir)},
+    )
+    response = json.loads(out.strip().splitlines()[-1])
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["dim"] == 384
+
+
+def test_a_second_build_reuses_the_installed_dependencies(
+    lambda_bundles: dict[FunctionName, Path],
+) -> None:
+    start = time.perf_counter()
+    for name in FUNCTIONS:
+        assert lambda_bundle(name) == lambda_bundles[name]
+    elapsed = time.perf_counter() - start
+    print(f"cached rebuild of all four bundles: {elapsed:.2f} s")
+    assert elapsed < 10
