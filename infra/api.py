@@ -37,12 +37,12 @@ ROUTES: dict[str, list[tuple[apigwv2.HttpMethod, str]]] = {
 LIVE = "live"
 
 
-def model_uri(storage: StorageStack, config: DeployConfig) -> str:
+def model_uri(config: DeployConfig) -> str:
     """Where the functions read the model: one version, or the LATEST pointer's."""
     prefix = f"models/{config.model_name}/"
     if config.model_version != "latest":
         prefix += f"{config.model_version}/"
-    return f"s3://{storage.model_bucket.bucket_name}/{prefix}"
+    return f"s3://{bucket_name(config, 'models')}/{prefix}"
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -82,7 +82,7 @@ class ApiStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
         self._options = placement(self, config)
-        self.model_uri = model_uri(storage, config)
+        self.model_uri = model_uri(config)
         shared = {
             "MMSEARCH_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
             "MMSEARCH_CONNECTION_SECRET": storage.secret.secret_arn,

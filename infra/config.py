@@ -6,10 +6,24 @@ import contextlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 FunctionName = Literal["preprocess", "search", "summary", "indexing"]
 FUNCTIONS: tuple[FunctionName, ...] = ("preprocess", "search", "summary", "indexing")
+
+
+MEMORY_MB: dict[FunctionName, int] = {
+    "preprocess": 2048,
+    "search": 1024,
+    "summary": 512,
+    "indexing": 3008,
+}
+TIMEOUT_S: dict[FunctionName, int] = {
+    "preprocess": 10,
+    "search": 15,
+    "summary": 10,
+    "indexing": 900,
+}
 
 
 class DeployConfig(BaseModel):
@@ -23,17 +37,8 @@ class DeployConfig(BaseModel):
     account: str | None = Field(None, description="AWS account; None: the CLI's default.")
     region: str | None = Field(None, description="AWS region; None: the CLI's default.")
 
-    memory_mb: dict[FunctionName, int] = Field(
-        default_factory=lambda: {
-            "preprocess": 2048,
-            "search": 1024,
-            "summary": 512,
-            "indexing": 3008,
-        }
-    )
-    timeout_s: dict[FunctionName, int] = Field(
-        default_factory=lambda: {"preprocess": 10, "search": 15, "summary": 10, "indexing": 900}
-    )
+    memory_mb: dict[FunctionName, int] = Field(default_factory=lambda: dict(MEMORY_MB))
+    timeout_s: dict[FunctionName, int] = Field(default_factory=lambda: dict(TIMEOUT_S))
     snap_start: bool = Field(True, description="SnapStart on the preprocess function.")
     split_functions: bool = Field(
         True,
@@ -71,6 +76,13 @@ class DeployConfig(BaseModel):
         200_000, ge=1, description="Corpora at least this large embed on SageMaker, else Lambda."
     )
     shard_docs: int = Field(2_000, ge=1, description="Documents per indexing shard.")
+
+    @field_validator("memory_mb", "timeout_s", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: Any, info: ValidationInfo) -> Any:
+        """A partial mapping changes only the functions it names."""
+        defaults = MEMORY_MB if info.field_name == "memory_mb" else TIMEOUT_S
+        return {**defaults, **value} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> DeployConfig:

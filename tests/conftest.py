@@ -20,6 +20,8 @@ from offline.indexer import Indexer
 from offline.local_mongo import LocalMongoServer
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+# jsii (the CDK's Node bridge) prints a banner about Node 20 on every start; the CDK works.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
 @pytest.fixture(scope="session")
