@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from functions.core import correlation
 from functions.core.errors import ServiceError
 from functions.core.routes import Route, describe_errors
 from functions.core.uploads import is_multipart, multipart_to_json
@@ -31,6 +32,12 @@ def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> 
     paths = {r.path for r in routes}
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        correlation_id = correlation.begin(event)
+        response = _serve(event)
+        response["headers"][correlation.HEADER] = correlation_id
+        return response
+
+    def _serve(event: dict[str, Any]) -> dict[str, Any]:
         method, path = _method_and_path(event)
         route = table.get((method, path))
         if route is None:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from functions.core import correlation
 from functions.core.apigw import http_event, response_json
 from functions.core.document_store import DocumentStore
 from functions.core.errors import ServiceError, UpstreamUnavailable
@@ -79,7 +80,7 @@ class LambdaInvoker:
         self._function = function_name
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
-        event = http_event("POST", path, body)
+        event = http_event("POST", path, body, correlation.outgoing_headers())
         try:
             reply = self._client.invoke(
                 FunctionName=self._function,

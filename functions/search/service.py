@@ -10,6 +10,7 @@ import numpy as np
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from functions.core import correlation
 from functions.core.errors import InvalidRequest, UnknownScene
 from functions.core.pipeline_config import (
     LAYERS,
@@ -256,6 +257,7 @@ def routes(service: SearchService) -> list[Route]:
         response = service.search(request)
         logger.info(
             "search",
+            correlation_id=correlation.current(),
             scene=response.scene,
             experiments=response.experiments,
             top_k=request.top_k,

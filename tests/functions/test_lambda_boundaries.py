@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _pytest.logging import LogCaptureFixture
+
 from functions.core.apigw import http_event, response_json
 from functions.core.lambda_http import LambdaHandler, lambda_handler
 from functions.core.settings import Settings
@@ -89,10 +91,12 @@ class InProcessLambda:
     def __init__(self, functions: dict[str, LambdaHandler]) -> None:
         self.functions = functions
         self.calls: list[str] = []
+        self.events: list[dict[str, Any]] = []
 
     def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
         self.calls.append(FunctionName)
         handler, event = self.functions[FunctionName], json.loads(Payload)
+        self.events.append(event)
         # A real invoke runs in another process; here at least another thread.
         with ThreadPoolExecutor(1) as pool:
             response = pool.submit(handler, event, None).result()
@@ -100,7 +104,7 @@ class InProcessLambda:
 
 
 def test_split_deployment_search_reaches_preprocess_and_summary_by_invoke(
-    indexed_qa: Settings,
+    indexed_qa: Settings, caplog: LogCaptureFixture
 ) -> None:
     client = InProcessLambda(
         {
@@ -114,12 +118,19 @@ def test_split_deployment_search_reaches_preprocess_and_summary_by_invoke(
         LambdaDocuments(LambdaInvoker(client, "sum")),
     )
     handler = lambda_handler(search.routes(service))
-    response = handler(http_event("POST", "/v1/search", {"query": "how long is delivery"}), None)
+    event = http_event("POST", "/v1/search", {"query": "how long is delivery"})
+    response = handler(event, None)
     body = response_json(response)
     assert response["statusCode"] == 200
     assert body["hits"][0]["id"] == "qa-006"
     assert body["hits"][0]["document"]["question"] == "How long does shipping take?"
     assert client.calls == ["pre", "sum"]
+    # One correlation id: API Gateway's request id, echoed, passed to both functions, logged.
+    request_id = event["requestContext"]["requestId"]
+    assert response["headers"]["x-correlation-id"] == request_id
+    assert {e["headers"]["x-correlation-id"] for e in client.events} == {request_id}
+    logged = [getattr(r, "correlation_id", None) for r in caplog.records if r.msg == "search"]
+    assert logged == [request_id]
 
     response = handler(http_event("POST", "/v1/search", {"query": "ok", "top_k": 500}), None)
     assert response["statusCode"] == 422
