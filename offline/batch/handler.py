@@ -12,8 +12,10 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from functions.core.connection import resolve_connection
 from functions.core.encoder import TextEncoder
 from functions.core.manifest import ModelManifest
+from functions.core.model_source import materialize_models
 from functions.core.stores import open_document_store, open_vector_store
 from offline.batch.aliases import open_aliases
 from offline.batch.events import (
@@ -88,10 +90,9 @@ def runtime() -> Runtime:
     """Built once per container (Lambda init), from `MMSEARCH_*` variables."""
     import boto3
 
-    settings = BatchSettings()
-    # LEAD: wire model/secret loading here once functions/core/model_source.py and
-    # connection.py land, e.g. settings = resolve_connection(settings); materialize_models(settings)
-    return Runtime(settings, boto3.client("s3"))
+    s3 = boto3.client("s3")
+    settings = materialize_models(resolve_connection(BatchSettings()), s3)
+    return Runtime(settings, s3)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -9,7 +9,9 @@ import json
 import sys
 from pathlib import Path
 
+from functions.core.connection import resolve_connection
 from functions.core.encoder import TextEncoder
+from functions.core.model_source import materialize_models
 from functions.core.stores import open_document_store, open_vector_store
 from offline.batch.events import ShardResult
 from offline.batch.plan import text_scene
@@ -48,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collection", required=True, help="the run's collection")
     parser.add_argument("--input-dir", type=Path, default=INPUT_DIR)
     args = parser.parse_args(argv)
-    settings = BatchSettings()
-    # LEAD: resolve the connection secret / materialize the model here as in handler.runtime().
+    settings = materialize_models(resolve_connection(BatchSettings()))
     results = process_folder(open_indexer(settings), args.scene, args.collection, args.input_dir)
     for result in results:
         print(json.dumps(result.model_dump()))

@@ -1,0 +1,423 @@
+"""Batch indexing on Step Functions: Validate → Split → Engine (Lambda | SageMaker) → a
+distributed Map over the shards → Finalize (index, verify both stores, switch the alias) →
+Indexed; any step failing after its retries ends in `IndexingFailed` with its error and cause.
+
+One function runs every step (`offline.batch.handler`); the SageMaker branch runs the same
+shard code in a container (`python -m offline.batch.processing`), one processing job a shard.
+Buckets are named by `infra.storage.bucket_name` (no cross-stack exports, nameable findings).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Size, Stack
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.config import DeployConfig
+from infra.functions import service_function
+from infra.nag import acknowledge, arn_pattern
+from infra.packaging import REPO, requirements
+from infra.storage import bucket_arn, bucket_name, nag_bucket_arn
+
+HANDLER = "offline.batch.handler.handler"
+RUNS = "runs/"  # offline.batch.events.RUNS_PREFIX: shards, manifests, reports
+SAGEMAKER_SHARD_DOCS = 50_000  # one processing job each; a DeployConfig field if it must vary
+LAMBDA_MAP_CONCURRENCY = 10  # shards written at once: the stores' write load, not Lambda's
+SAGEMAKER_MAP_CONCURRENCY = 4
+PROCESSING_INSTANCE = "ml.m5.xlarge"
+# Worth another try: the stores did not answer, or Lambda itself hiccuped. Bad input, failed
+# verification and alias conflicts fail at once.
+TRANSIENT = [
+    "StoreUnavailable",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+PROCESSING_JOBS = "processing-job/mmsearch-*"
+PROCESSING_LOGS = "log-group:/aws/sagemaker/ProcessingJobs:*"
+SYNC_RULE = "rule/StepFunctionsGetEventsForSageMakerProcessingJobsRule"
+VPC_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+]
+_PLAN = {"plan": sfn.JsonPath.object_at("$.plan")}
+
+
+class IndexingStack(Stack):
+    """The indexing function, the processing image and role, and the state machine."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        code: lambda_.Code,
+        environment: dict[str, str],
+        data_bucket: s3.IBucket,
+        model_bucket: s3.IBucket,
+        secret: secretsmanager.ISecret,
+        function_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        for bucket in (data_bucket, model_bucket):  # referenced by name: deploy after them
+            if Stack.of(bucket) is not self:
+                self.add_stack_dependency(Stack.of(bucket))
+        self.config = config
+        options = dict(function_options or {})
+        self.data = s3.Bucket.from_bucket_name(self, "Data", bucket_name(config, "data"))
+        self.batch_environment = {
+            **environment,
+            "MMSEARCH_BATCH_BUCKET": self.data.bucket_name,
+            "MMSEARCH_SHARD_DOCS": str(config.shard_docs),
+            "MMSEARCH_SAGEMAKER_MIN_DOCS": str(config.sagemaker_min_docs),
+            "MMSEARCH_SAGEMAKER_SHARD_DOCS": str(SAGEMAKER_SHARD_DOCS),
+        }
+        self.function = service_function(
+            self,
+            "Indexer",
+            config=config,
+            name="indexing",
+            code=code,
+            handler=HANDLER,
+            environment=self.batch_environment,
+            # Validation and splitting spool the corpus through /tmp.
+            options={**options, "ephemeral_storage_size": Size.gibibytes(4)},
+        )
+        self.processing_role = iam.Role(
+            self,
+            "ProcessingRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="mmsearch processing jobs: read shards, the model and the secret",
+        )
+        self.image = ecr_assets.DockerImageAsset(
+            self,
+            "ProcessingImage",
+            directory=str(processing_image_context()),
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+        self._grant_store_access(secret)
+        self.state_machine = self._state_machine(options)
+        self._grant_processing_jobs(in_vpc=bool(options.get("vpc")))
+        self._acknowledge()
+
+    def _grant_store_access(self, secret: secretsmanager.ISecret) -> None:
+        """Both runners read shards, the model and the secret; the function also reads the
+        input corpus (anywhere in the data bucket) and writes the run's objects."""
+        data = bucket_arn(self.config, "data")
+        for grantee in (self.function.grant_principal, self.processing_role):
+            grantee.add_to_principal_policy(
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{data}/{RUNS}*"])
+            )
+            self._read_model(grantee)
+            secret.grant_read(grantee)
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{data}/*"])
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{data}/{RUNS}*"])
+        )
+        self.image.repository.grant_pull(self.processing_role)
+
+    def _read_model(self, grantee: iam.IPrincipal) -> None:
+        """Objects under this model's prefix, and listing that prefix only."""
+        models = bucket_arn(self.config, "models")
+        prefix = f"models/{self.config.model_name}/"
+        grantee.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{models}/{prefix}*"])
+        )
+        grantee.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[models],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            )
+        )
+
+    def _state_machine(self, options: dict[str, Any]) -> sfn.StateMachine:
+        failed = sfn.Fail(
+            self,
+            "IndexingFailed",
+            comment="The failing step's error (its exception class) and cause (its message).",
+            error_path="$.error.Error",
+            cause_path="$.error.Cause",
+        )
+        embed_on_lambda = self._invoke(
+            "EmbedShard", {"step": "embed", **_PLAN, "shard": sfn.JsonPath.object_at("$.shard")}
+        )
+        engine = (
+            sfn.Choice(self, "Engine", comment="SageMaker from sagemaker_min_docs documents on")
+            .when(
+                sfn.Condition.string_equals("$.split.engine", "sagemaker"),
+                self._shard_map(
+                    "EmbedShardsOnSageMaker",
+                    self._processing_job(options),
+                    failed,
+                    SAGEMAKER_MAP_CONCURRENCY,
+                ),
+            )
+            .otherwise(
+                self._shard_map(
+                    "EmbedShardsOnLambda", embed_on_lambda, failed, LAMBDA_MAP_CONCURRENCY
+                )
+            )
+            .afterwards()
+        )
+        finalize_arguments = {**_PLAN, "split": sfn.JsonPath.object_at("$.split")}
+        chain = (
+            self._step("Validate", {"request": sfn.JsonPath.entire_payload}, "$.plan", failed)
+            .next(self._step("Split", _PLAN, "$.split", failed))
+            .next(engine)
+            .next(self._step("Finalize", finalize_arguments, "$.result", failed))
+            .next(sfn.Succeed(self, "Indexed"))
+        )
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        return sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=f"{self.config.name}-indexing",
+            definition_body=sfn.DefinitionBody.from_chainable(chain),
+            timeout=Duration.hours(24),
+            tracing_enabled=True,
+            # Every transition is logged without its data: inputs and outputs stay in the
+            # execution history (IAM-guarded, 90 days) rather than in a log group many can
+            # read; a failure's error and cause are logged all the same.
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False
+            ),
+        )
+
+    def _invoke(
+        self, construct_id: str, payload: dict[str, Any], result_path: str | None = None
+    ) -> tasks.LambdaInvoke:
+        """A step of the indexing function, retried with jittered backoff on transient errors."""
+        task = tasks.LambdaInvoke(
+            self,
+            construct_id,
+            lambda_function=self.function,
+            payload=sfn.TaskInput.from_object(payload),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path=result_path,
+        )
+        return task.add_retry(
+            errors=TRANSIENT,
+            interval=Duration.seconds(5),
+            backoff_rate=2,
+            max_attempts=4,
+            max_delay=Duration.minutes(1),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+
+    def _step(
+        self, name: str, arguments: dict[str, Any], result_path: str, failed: sfn.Fail
+    ) -> tasks.LambdaInvoke:
+        """A top-level step: its result lands beside the input (e.g. $.plan); a failure
+        after the retries goes to `failed` with the error under $.error."""
+        task = self._invoke(name, {"step": name.lower(), **arguments}, result_path)
+        task.add_catch(failed, result_path="$.error")
+        return task
+
+    def _shard_map(
+        self, construct_id: str, embed: sfn.IChainable, failed: sfn.Fail, concurrency: int
+    ) -> sfn.DistributedMap:
+        """A distributed Map over the manifest `Split` wrote: one child execution a shard."""
+        shard_map = sfn.DistributedMap(
+            self,
+            construct_id,
+            item_reader=sfn.S3JsonItemReader(
+                bucket=self.data, key=sfn.JsonPath.string_at("$.split.manifest_key")
+            ),
+            item_selector={**_PLAN, "shard": sfn.JsonPath.object_at("$$.Map.Item.Value")},
+            max_concurrency=concurrency,
+            result_path=sfn.JsonPath.DISCARD,  # shard results are in the execution history
+        )
+        shard_map.item_processor(embed)
+        shard_map.add_catch(failed, result_path="$.error")
+        return shard_map
+
+    def _processing_job(self, options: dict[str, Any]) -> sfn.CustomState:
+        """One SageMaker processing job on one shard, waited for (`.sync`)."""
+        network: dict[str, Any] = {}
+        if options.get("vpc") is not None:
+            chosen = options.get("vpc_subnets")
+            subnets = (
+                [subnet.subnet_id for subnet in chosen.subnets]
+                if chosen is not None and chosen.subnets
+                else options["vpc"].select_subnets().subnet_ids
+            )
+            groups = [g.security_group_id for g in options.get("security_groups", [])]
+            network = {
+                "NetworkConfig": {"VpcConfig": {"Subnets": subnets, "SecurityGroupIds": groups}}
+            }
+        shard_uri = "States.Format('s3://{}/{}', $.plan.bucket, $.shard.key)"
+        parameters = {
+            # A fresh name per attempt (job names never repeat); the shard's index for people.
+            "ProcessingJobName.$": "States.Format('mmsearch-{}-{}', $.shard.index, States.UUID())",
+            "RoleArn": self.processing_role.role_arn,
+            "AppSpecification": {
+                "ImageUri": self.image.image_uri,
+                "ContainerArguments.$": "States.Array('--scene', $.plan.scene,"
+                " '--collection', $.plan.collection)",
+            },
+            "ProcessingInputs": [
+                {
+                    "InputName": "shard",
+                    "S3Input": {
+                        "S3Uri.$": shard_uri,
+                        "LocalPath": "/opt/ml/processing/input/shard",
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                    },
+                }
+            ],
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": PROCESSING_INSTANCE,
+                    "VolumeSizeInGB": 30,
+                }
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 4 * 3600},
+            "Environment": {**self.batch_environment, "MMSEARCH_HOME": "/tmp/mmsearch"},
+            **network,
+        }
+        retry = [
+            {
+                "ErrorEquals": ["SageMaker.AmazonSageMakerException"],  # throttled, mostly
+                "IntervalSeconds": 30,
+                "BackoffRate": 2,
+                "MaxAttempts": 3,
+                "JitterStrategy": "FULL",
+            },
+            {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 60, "MaxAttempts": 1},
+        ]
+        return sfn.CustomState(
+            self,
+            "EmbedShardJob",
+            state_json={
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sagemaker:createProcessingJob.sync",
+                "Parameters": parameters,
+                "Retry": retry,
+            },
+        )
+
+    def _grant_processing_jobs(self, *, in_vpc: bool) -> None:
+        """The state machine starts, watches and stops processing jobs and passes their role;
+        the role writes the jobs' logs (and, in a VPC, their network interfaces)."""
+        machine, role = self.state_machine, self.processing_role
+        sagemaker = ["CreateProcessingJob", "DescribeProcessingJob", "StopProcessingJob"]
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[f"sagemaker:{a}" for a in (*sagemaker, "AddTags")],
+                resources=[self.format_arn(service="sagemaker", resource=PROCESSING_JOBS)],
+            )
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[self.format_arn(service="events", resource=SYNC_RULE)],
+            )
+        )
+        role.grant_pass_role(machine.role)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.format_arn(service="logs", resource=PROCESSING_LOGS)],
+            )
+        )
+        if in_vpc:
+            role.add_to_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
+
+    def _acknowledge(self) -> None:
+        """Each remaining AwsSolutions-IAM5 wildcard, with why it is the narrowest grant."""
+        data, models = nag_bucket_arn(self.config, "data"), nag_bucket_arn(self.config, "models")
+        model = f"{models}/models/{self.config.model_name}/*"
+        runs = f"Resource::{data}/{RUNS}*"
+        reads = {
+            f"AwsSolutions-IAM5[{runs}]": "The run's shards, manifest and reports, all under"
+            " runs/<corpus>/<run id>/ (ids are only known at run time).",
+            f"AwsSolutions-IAM5[Resource::{model}]": "Files of this model's pushed versions,"
+            " under its own prefix (read at init, sha256-checked).",
+        }
+        acknowledge(
+            self.function,
+            reads
+            | {
+                f"AwsSolutions-IAM5[Resource::{data}/*]": "Read-only: the corpus to index may be"
+                " any object of the data bucket; the execution input names it.",
+            },
+        )
+        logical = self.resolve(self.get_logical_id(self.state_machine.node.default_child))  # type: ignore[arg-type]
+        executions = (
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{logical}"}}]}}]}}'
+        )
+        acknowledge(
+            self.state_machine,
+            {
+                "AwsSolutions-IAM5[Resource::*]": "X-Ray writes and CloudWatch Logs delivery"
+                " (logs:CreateLogDelivery and friends) support no resource-level permissions.",
+                f"AwsSolutions-IAM5[Resource::{arn_pattern(self, self.function)}:*]": "Versions"
+                " of the one indexing function (CDK's LambdaInvoke grant).",
+                f"AwsSolutions-IAM5[Resource::{data}/*]": "The distributed Map's ItemReader reads"
+                " the run's manifest, whose key is only known at run time.",
+                f"AwsSolutions-IAM5[Resource::{executions}:*]": "The distributed Map's child"
+                " executions of this state machine, named at run time.",
+                f"AwsSolutions-IAM5[Resource::{executions}/*:*]": "The same child executions'"
+                " map runs.",
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
+                f"<AWS::AccountId>:{PROCESSING_JOBS}]": "Processing jobs this state machine"
+                " names mmsearch-<shard>-<uuid> at run time.",
+            },
+        )
+        acknowledge(
+            self.processing_role,
+            reads
+            | {
+                "AwsSolutions-IAM5[Resource::*]": "ecr:GetAuthorizationToken (and, in a VPC, the"
+                " ENI calls SageMaker makes) support no resource-level permissions.",
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
+                f"<AWS::AccountId>:{PROCESSING_LOGS}]": "The log streams SageMaker creates per"
+                " job in its fixed log group.",
+            },
+        )
+
+
+def processing_image_context(build: Path = REPO / "build" / "processing-image") -> Path:
+    """A small Docker context for the processing image: our two packages, the indexing
+    function's pinned requirements and offline/batch/Dockerfile (never the repository root)."""
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "bench", "Dockerfile")
+    for name in ("functions", "offline"):
+        shutil.copytree(REPO / name, build / name, ignore=ignore)
+    (build / "requirements.txt").write_text("\n".join(requirements("indexing")) + "\n")
+    shutil.copy(REPO / "offline" / "batch" / "Dockerfile", build / "Dockerfile")
+    return build
