@@ -148,18 +148,12 @@ class ApiStack(Stack):
         return alias
 
     def _read_models(self, function: lambda_.Alias) -> None:
-        """Read access to this model's prefix: list it, get its objects, nothing else."""
+        """Read access to this model's objects and nothing else: the runtime fetches the files
+        its manifest lists (and the LATEST pointer), so it never needs to list the bucket."""
         bucket = bucket_arn(self.config, "models")
         prefix = f"models/{self.config.model_name}/"
         function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{bucket}/{prefix}*"])
-        )
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[bucket],
-                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
-            )
         )
         acknowledge(
             function.lambda_,

@@ -16,7 +16,8 @@ from infra.nag import acknowledge, acknowledge_function
 
 CodeSource = Callable[[FunctionName], lambda_.Code]
 RUNTIME = lambda_.Runtime.PYTHON_3_12
-ARCHITECTURE = lambda_.Architecture.X86_64  # the bundles are built for manylinux2014_x86_64
+# infra/packaging.py builds x86_64 manylinux wheels (glibc <= 2.34, the python3.12 runtime's).
+ARCHITECTURE = lambda_.Architecture.X86_64
 HANDLERS: dict[str, str] = {
     "preprocess": "functions.preprocess.handler.handler",
     "search": "functions.search.handler.handler",
