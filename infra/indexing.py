@@ -225,7 +225,7 @@ class IndexingStack(Stack):
             retry_on_service_exceptions=False,
             result_path=result_path,
         )
-        return task.add_retry(
+        task.add_retry(
             errors=TRANSIENT,
             interval=Duration.seconds(5),
             backoff_rate=2,
@@ -233,6 +233,7 @@ class IndexingStack(Stack):
             max_delay=Duration.minutes(1),
             jitter_strategy=sfn.JitterType.FULL,
         )
+        return task
 
     def _step(
         self, name: str, arguments: dict[str, Any], result_path: str, failed: sfn.Fail

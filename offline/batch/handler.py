@@ -12,10 +12,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from functions.core.connection import resolve_connection
 from functions.core.encoder import TextEncoder
 from functions.core.manifest import ModelManifest
-from functions.core.model_source import materialize_models
 from functions.core.stores import open_document_store, open_vector_store
 from offline.batch.aliases import open_aliases
 from offline.batch.events import (
@@ -28,7 +26,7 @@ from offline.batch.events import (
 from offline.batch.finalize import finalize
 from offline.batch.objects import ObjectStore
 from offline.batch.plan import nlist_for, split, text_scene, validate
-from offline.batch.settings import BatchSettings
+from offline.batch.settings import BatchSettings, load_settings
 from offline.batch.shard import ShardIndexer, embed_shard
 
 LOG = logging.getLogger("mmsearch.batch")
@@ -91,8 +89,7 @@ def runtime() -> Runtime:
     import boto3
 
     s3 = boto3.client("s3")
-    settings = materialize_models(resolve_connection(BatchSettings()), s3)
-    return Runtime(settings, s3)
+    return Runtime(load_settings(s3), s3)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -9,13 +9,11 @@ import json
 import sys
 from pathlib import Path
 
-from functions.core.connection import resolve_connection
 from functions.core.encoder import TextEncoder
-from functions.core.model_source import materialize_models
 from functions.core.stores import open_document_store, open_vector_store
 from offline.batch.events import ShardResult
 from offline.batch.plan import text_scene
-from offline.batch.settings import BatchSettings
+from offline.batch.settings import BatchSettings, load_settings
 from offline.batch.shard import ShardIndexer, index_shard_file
 
 INPUT_DIR = Path("/opt/ml/processing/input")
@@ -50,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--collection", required=True, help="the run's collection")
     parser.add_argument("--input-dir", type=Path, default=INPUT_DIR)
     args = parser.parse_args(argv)
-    settings = materialize_models(resolve_connection(BatchSettings()))
+    settings = load_settings()
     results = process_folder(open_indexer(settings), args.scene, args.collection, args.input_dir)
     for result in results:
         print(json.dumps(result.model_dump()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from functions.core.settings import Settings
@@ -20,3 +22,14 @@ class BatchSettings(Settings):
     sagemaker_shard_docs: int = Field(
         50_000, ge=1, description="Documents per SageMaker shard (one processing job each)."
     )
+
+
+def load_settings(s3: Any = None) -> BatchSettings:
+    """Settings from the environment, with the connection secret and the model from S3
+    resolved (once per process: Lambda init or a processing job's start)."""
+    from functions.core.connection import resolve_connection
+    from functions.core.model_source import materialize_models
+
+    settings = materialize_models(resolve_connection(BatchSettings()), s3)
+    assert isinstance(settings, BatchSettings)  # model_copy keeps the class
+    return settings
