@@ -6,6 +6,10 @@ PYPROJECT_SUM := $(shell cksum < pyproject.toml | cut -d' ' -f1)
 WORDNET := /usr/share/wordnet/data.noun
 TUXPAINT := /usr/share/tuxpaint/stamps
 PORT ?= 8000
+# The CDK CLI, pinned in infra/package.json; synth needs no AWS account and no Docker.
+CDK := infra/node_modules/.bin/cdk
+CDK_ENV := PATH=$(abspath $(BIN)):$$PATH JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
+	CDK_DISABLE_CLI_TELEMETRY=true
 
 .PHONY: install install-offline system-deps demo test lint types check clean-home bench synth deploy
 
@@ -31,7 +35,7 @@ system-deps:
 demo: install-offline system-deps
 	$(BIN)/mmsearch demo --port $(PORT)
 
-test: install system-deps
+test: install system-deps $(CDK)
 	$(BIN)/python -m pytest
 
 lint: install
@@ -49,10 +53,6 @@ clean-home:
 bench: install system-deps
 	$(BIN)/mmsearch bench
 
-# The CDK CLI, pinned in infra/package.json; synth needs no AWS account and no Docker.
-CDK := infra/node_modules/.bin/cdk
-CDK_ENV := PATH=$(abspath $(BIN)):$$PATH JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
-	CDK_DISABLE_CLI_TELEMETRY=true
 $(CDK): infra/package-lock.json
 	npm ci --prefix infra --no-audit --no-fund --silent
 	touch $@

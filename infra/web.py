@@ -80,7 +80,6 @@ class WebStack(Stack):
                 response_headers_policy=headers,
                 cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
             ),
-            minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             enable_logging=True,
             log_bucket=storage.access_logs,
