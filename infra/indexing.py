@@ -140,18 +140,10 @@ class IndexingStack(Stack):
         self.image.repository.grant_pull(self.processing_role)
 
     def _read_model(self, grantee: iam.IPrincipal) -> None:
-        """Objects under this model's prefix, and listing that prefix only."""
-        models = bucket_arn(self.config, "models")
-        prefix = f"models/{self.config.model_name}/"
+        """Objects under this model's prefix: the runtime fetches what the manifest lists."""
+        prefix = f"{bucket_arn(self.config, 'models')}/models/{self.config.model_name}/*"
         grantee.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{models}/{prefix}*"])
-        )
-        grantee.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[models],
-                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
-            )
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[prefix])
         )
 
     def _state_machine(self, options: dict[str, Any]) -> sfn.StateMachine:
