@@ -25,7 +25,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.config import DeployConfig
-from infra.functions import service_function
+from infra.functions import placement, service_function
 from infra.nag import acknowledge, arn_pattern
 from infra.packaging import REPO, requirements
 from infra.storage import bucket_arn, bucket_name, nag_bucket_arn
@@ -84,7 +84,8 @@ class IndexingStack(Stack):
             if Stack.of(bucket) is not self:
                 self.add_stack_dependency(Stack.of(bucket))
         self.config = config
-        options = dict(function_options or {})
+        # None: the configured VPC placement (if any), made in this stack.
+        options = placement(self, config) if function_options is None else dict(function_options)
         self.data = s3.Bucket.from_bucket_name(self, "Data", bucket_name(config, "data"))
         self.batch_environment = {
             **environment,

@@ -45,7 +45,7 @@ def functions_by_handler(template: Template) -> dict[str, dict[str, Any]]:
     return {
         r["Properties"]["Handler"]: {"id": logical_id, **r["Properties"]}
         for logical_id, r in found.items()
-        if r["Properties"].get("Handler", "").startswith("functions.")
+        if r["Properties"].get("Handler", "").startswith(("functions.", "offline."))
     }
 
 
@@ -284,7 +284,9 @@ def test_functions_can_be_placed_in_a_vpc(tmp_path):
         subnet_ids=["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
         availability_zones=["us-east-1a", "us-east-1b"],
     )
-    for props in functions_by_handler(templates["api"]).values():
+    placed = functions_by_handler(templates["api"]) | functions_by_handler(templates["indexing"])
+    assert len(placed) == 4
+    for props in placed.values():
         assert props["VpcConfig"]["SubnetIds"] == [
             "subnet-0123456789abcdef0",
             "subnet-0123456789abcdef1",
