@@ -11,7 +11,7 @@ CDK := infra/node_modules/.bin/cdk
 CDK_ENV := PATH=$(abspath $(BIN)):$$PATH JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
 	CDK_DISABLE_CLI_TELEMETRY=true
 
-.PHONY: install install-offline system-deps demo test lint types check clean-home bench synth deploy
+.PHONY: install install-offline system-deps demo test lint types check clean-home bench synth bootstrap deploy destroy
 
 # One stamp per extra and pyproject.toml version: the demo needs `offline`, tests need `dev`.
 $(VENV)/.installed-%-$(PYPROJECT_SUM): pyproject.toml
@@ -60,6 +60,12 @@ $(CDK): infra/package-lock.json
 synth: install $(CDK)
 	$(CDK_ENV) $(CDK) synth --no-notices --quiet $(CDK_ARGS)
 
-# Needs AWS credentials and a bootstrapped account (README, Deploy).
+# These need AWS credentials (README, "Deploy to AWS"); bootstrap once per account and region.
+bootstrap: install $(CDK)
+	$(CDK_ENV) $(CDK) bootstrap --no-notices $(CDK_ARGS)
+
 deploy: install $(CDK)
 	$(CDK_ENV) $(CDK) deploy --all --no-notices $(CDK_ARGS)
+
+destroy: install $(CDK)
+	$(CDK_ENV) $(CDK) destroy --all --no-notices $(CDK_ARGS)

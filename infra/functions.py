@@ -96,6 +96,8 @@ def service_function(
         log_group=log_group,
         tracing=lambda_.Tracing.ACTIVE,
         snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+        # A replaced version is deleted: old SnapStart snapshots would keep costing cache fees.
+        current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY),
         **options,
     )
     if snap_start:

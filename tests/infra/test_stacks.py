@@ -90,7 +90,9 @@ def test_snapstart_is_on_preprocess_only_and_every_function_has_a_live_alias(spl
     assert snap["functions.summary.handler.handler"] is None
     aliases = split["api"].find_resources("AWS::Lambda::Alias")
     assert sorted(a["Properties"]["Name"] for a in aliases.values()) == ["live"] * 3
-    split["api"].resource_count_is("AWS::Lambda::Version", 3)
+    versions = split["api"].find_resources("AWS::Lambda::Version")
+    assert len(versions) == 3
+    assert {v["DeletionPolicy"] for v in versions.values()} == {"Delete"}
 
 
 def test_preprocess_reads_the_model_from_s3_and_nothing_else(split):
