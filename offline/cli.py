@@ -328,6 +328,60 @@ def evaluate(
         console.print_json(json.dumps(result))
 
 
+@app.command()
+def train(
+    pairs: Annotated[
+        Path, typer.Option(help="JSON lines {query, positive[, negative]} or a BEIR folder.")
+    ],
+    out: Annotated[Path, typer.Option(help="Where the trained sentence-transformers folder goes.")],
+    base: Annotated[
+        str | None, typer.Option(help="Local sentence-transformers folder; default: packaged.")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping may cut).")] = 3,
+    batch_size: Annotated[int, typer.Option(min=2, help="Pairs a batch (in-batch negatives).")] = 32,
+    learning_rate: Annotated[float, typer.Option(min=0)] = 2e-5,
+    max_seq_length: Annotated[int, typer.Option(min=8, max=512)] = 256,
+    validation: Annotated[float, typer.Option(help="Share of the queries held out.")] = 0.2,
+    patience: Annotated[int, typer.Option(min=1, help="Epochs without improvement.")] = 1,
+    hard_negatives: Annotated[
+        bool, typer.Option(help="Add the base model's best wrong hit to each pair.")
+    ] = False,
+    seed: Annotated[int, typer.Option()] = 13,
+    as_json: Annotated[bool, typer.Option("--json", help="Last line: the report as JSON.")] = False,
+) -> None:
+    """Fine-tune a sentence encoder on your pairs (MultipleNegativesRankingLoss), scoring
+    nDCG@10 on held-out queries before and after every epoch; keeps the best epoch."""
+    from offline.train import TrainConfig
+    from offline.train import train as run_training
+    from offline.training_data import PairsError, read_training_data
+
+    try:
+        data = read_training_data(pairs, validation=validation, seed=seed)
+    except PairsError as exc:
+        raise _fail(str(exc), 2) from None
+    config = TrainConfig(
+        out=out,
+        base=base,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_seq_length=max_seq_length,
+        patience=patience,
+        hard_negatives=hard_negatives,
+        seed=seed,
+    )
+    report = run_training(data, config, progress=lambda line: console.print(f"train: {line}"))
+    console.print(report.table())
+    console.print(
+        f"next: mmsearch export --model {out} --out <models>/{out.name}; then "
+        f"mmsearch index --model <models>/{out.name} and an experiment with model: {out.name}"
+    )
+    if as_json:
+        from dataclasses import asdict as as_dict
+
+        print(json.dumps(as_dict(report)))
+
+
 def _demo_images(settings: Settings) -> Path | None:
     """Tux Paint's captioned stamps as a JSON-lines corpus, if Debian's package is there."""
     from offline.image_corpus import TUXPAINT_STAMPS, tuxpaint_corpus, write_jsonl
