@@ -338,7 +338,7 @@ def train(
         str | None, typer.Option(help="Local sentence-transformers folder; default: packaged.")
     ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping may cut).")] = 3,
-    batch_size: Annotated[int, typer.Option(min=2, help="Pairs a batch (in-batch negatives).")] = 32,
+    batch_size: Annotated[int, typer.Option(min=2, help="Pairs a batch.")] = 32,
     learning_rate: Annotated[float, typer.Option(min=0)] = 2e-5,
     max_seq_length: Annotated[int, typer.Option(min=8, max=512)] = 256,
     validation: Annotated[float, typer.Option(help="Share of the queries held out.")] = 0.2,
