@@ -9,12 +9,9 @@ Buckets are named by `infra.storage.bucket_name` (no cross-stack exports, nameab
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Size, Stack
-from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -27,7 +24,7 @@ from constructs import Construct
 from infra.config import DeployConfig
 from infra.functions import placement, service_function
 from infra.nag import acknowledge, arn_pattern
-from infra.packaging import REPO, requirements
+from infra.processing import PROCESSING_JOBS, PROCESSING_LOGS, ProcessingJobs
 from infra.storage import bucket_arn, bucket_name, nag_bucket_arn
 
 HANDLER = "offline.batch.handler.handler"
@@ -35,7 +32,6 @@ RUNS = "runs/"  # offline.batch.events.RUNS_PREFIX: shards, manifests, reports
 SAGEMAKER_SHARD_DOCS = 50_000  # one processing job each; a DeployConfig field if it must vary
 LAMBDA_MAP_CONCURRENCY = 10  # shards written at once: the stores' write load, not Lambda's
 SAGEMAKER_MAP_CONCURRENCY = 4
-PROCESSING_INSTANCE = "ml.m5.xlarge"
 # Worth another try: the stores did not answer, or Lambda itself hiccuped. Bad input, failed
 # verification and alias conflicts fail at once.
 TRANSIENT = [
@@ -44,20 +40,6 @@ TRANSIENT = [
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
-]
-PROCESSING_JOBS = "processing-job/mmsearch-*"
-PROCESSING_LOGS = "log-group:/aws/sagemaker/ProcessingJobs:*"
-SYNC_RULE = "rule/StepFunctionsGetEventsForSageMakerProcessingJobsRule"
-VPC_ACTIONS = [
-    "ec2:CreateNetworkInterface",
-    "ec2:CreateNetworkInterfacePermission",
-    "ec2:DeleteNetworkInterface",
-    "ec2:DeleteNetworkInterfacePermission",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeVpcs",
-    "ec2:DescribeDhcpOptions",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups",
 ]
 _PLAN = {"plan": sfn.JsonPath.object_at("$.plan")}
 
@@ -105,21 +87,11 @@ class IndexingStack(Stack):
             # Validation and splitting spool the corpus through /tmp.
             options={**options, "ephemeral_storage_size": Size.gibibytes(4)},
         )
-        self.processing_role = iam.Role(
-            self,
-            "ProcessingRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="mmsearch processing jobs: read shards, the model and the secret",
-        )
-        self.image = ecr_assets.DockerImageAsset(
-            self,
-            "ProcessingImage",
-            directory=str(processing_image_context()),
-            platform=ecr_assets.Platform.LINUX_AMD64,
-        )
+        self.processing = ProcessingJobs(self, "Processing")
+        self.processing_role, self.image = self.processing.role, self.processing.image
         self._grant_store_access(secret)
         self.state_machine = self._state_machine(options)
-        self._grant_processing_jobs(in_vpc=bool(options.get("vpc")))
+        self.processing.allow(self.state_machine)
         self._acknowledge()
 
     def _grant_store_access(self, secret: secretsmanager.ISecret) -> None:
@@ -138,7 +110,6 @@ class IndexingStack(Stack):
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{data}/{RUNS}*"])
         )
-        self.image.repository.grant_pull(self.processing_role)
 
     def _read_model(self, grantee: iam.IPrincipal) -> None:
         """Objects under this model's prefix: the runtime fetches what the manifest lists."""
@@ -164,7 +135,7 @@ class IndexingStack(Stack):
                 sfn.Condition.string_equals("$.split.engine", "sagemaker"),
                 self._shard_map(
                     "EmbedShardsOnSageMaker",
-                    self._processing_job(options),
+                    self.processing.job_state(self, self.batch_environment, options),
                     failed,
                     SAGEMAKER_MAP_CONCURRENCY,
                 ),
@@ -255,100 +226,6 @@ class IndexingStack(Stack):
         shard_map.add_catch(failed, result_path="$.error")
         return shard_map
 
-    def _processing_job(self, options: dict[str, Any]) -> sfn.CustomState:
-        """One SageMaker processing job on one shard, waited for (`.sync`)."""
-        network: dict[str, Any] = {}
-        if options.get("vpc") is not None:
-            chosen = options.get("vpc_subnets")
-            subnets = (
-                [subnet.subnet_id for subnet in chosen.subnets]
-                if chosen is not None and chosen.subnets
-                else options["vpc"].select_subnets().subnet_ids
-            )
-            groups = [g.security_group_id for g in options.get("security_groups", [])]
-            network = {
-                "NetworkConfig": {"VpcConfig": {"Subnets": subnets, "SecurityGroupIds": groups}}
-            }
-        shard_uri = "States.Format('s3://{}/{}', $.plan.bucket, $.shard.key)"
-        parameters = {
-            # A fresh name per attempt (job names never repeat); the shard's index for people.
-            "ProcessingJobName.$": "States.Format('mmsearch-{}-{}', $.shard.index, States.UUID())",
-            "RoleArn": self.processing_role.role_arn,
-            "AppSpecification": {
-                "ImageUri": self.image.image_uri,
-                "ContainerArguments.$": "States.Array('--scene', $.plan.scene,"
-                " '--collection', $.plan.collection)",
-            },
-            "ProcessingInputs": [
-                {
-                    "InputName": "shard",
-                    "S3Input": {
-                        "S3Uri.$": shard_uri,
-                        "LocalPath": "/opt/ml/processing/input/shard",
-                        "S3DataType": "S3Prefix",
-                        "S3InputMode": "File",
-                    },
-                }
-            ],
-            "ProcessingResources": {
-                "ClusterConfig": {
-                    "InstanceCount": 1,
-                    "InstanceType": PROCESSING_INSTANCE,
-                    "VolumeSizeInGB": 30,
-                }
-            },
-            "StoppingCondition": {"MaxRuntimeInSeconds": 4 * 3600},
-            "Environment": {**self.batch_environment, "MMSEARCH_HOME": "/tmp/mmsearch"},
-            **network,
-        }
-        retry = [
-            {
-                "ErrorEquals": ["SageMaker.AmazonSageMakerException"],  # throttled, mostly
-                "IntervalSeconds": 30,
-                "BackoffRate": 2,
-                "MaxAttempts": 3,
-                "JitterStrategy": "FULL",
-            },
-            {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 60, "MaxAttempts": 1},
-        ]
-        return sfn.CustomState(
-            self,
-            "EmbedShardJob",
-            state_json={
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sagemaker:createProcessingJob.sync",
-                "Parameters": parameters,
-                "Retry": retry,
-            },
-        )
-
-    def _grant_processing_jobs(self, *, in_vpc: bool) -> None:
-        """The state machine starts, watches and stops processing jobs and passes their role;
-        the role writes the jobs' logs (and, in a VPC, their network interfaces)."""
-        machine, role = self.state_machine, self.processing_role
-        sagemaker = ["CreateProcessingJob", "DescribeProcessingJob", "StopProcessingJob"]
-        machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=[f"sagemaker:{a}" for a in (*sagemaker, "AddTags")],
-                resources=[self.format_arn(service="sagemaker", resource=PROCESSING_JOBS)],
-            )
-        )
-        machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                resources=[self.format_arn(service="events", resource=SYNC_RULE)],
-            )
-        )
-        role.grant_pass_role(machine.role)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.format_arn(service="logs", resource=PROCESSING_LOGS)],
-            )
-        )
-        if in_vpc:
-            role.add_to_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
-
     def _acknowledge(self) -> None:
         """Each remaining AwsSolutions-IAM5 wildcard, with why it is the narrowest grant."""
         data, models = nag_bucket_arn(self.config, "data"), nag_bucket_arn(self.config, "models")
@@ -402,16 +279,3 @@ class IndexingStack(Stack):
                 " job in its fixed log group.",
             },
         )
-
-
-def processing_image_context(build: Path = REPO / "build" / "processing-image") -> Path:
-    """A small Docker context for the processing image: our two packages, the indexing
-    function's pinned requirements and offline/batch/Dockerfile (never the repository root)."""
-    shutil.rmtree(build, ignore_errors=True)
-    build.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "bench", "Dockerfile")
-    for name in ("functions", "offline"):
-        shutil.copytree(REPO / name, build / name, ignore=ignore)
-    (build / "requirements.txt").write_text("\n".join(requirements("indexing")) + "\n")
-    shutil.copy(REPO / "offline" / "batch" / "Dockerfile", build / "Dockerfile")
-    return build

@@ -1,0 +1,159 @@
+"""The SageMaker side of batch indexing: the processing image, its role, and the state that
+runs one processing job on one shard (the same `offline` shard code as the Lambda branch)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.packaging import REPO, requirements
+
+PROCESSING_INSTANCE = "ml.m5.xlarge"
+PROCESSING_JOBS = "processing-job/mmsearch-*"
+PROCESSING_LOGS = "log-group:/aws/sagemaker/ProcessingJobs:*"
+SYNC_RULE = "rule/StepFunctionsGetEventsForSageMakerProcessingJobsRule"
+VPC_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+]
+
+
+class ProcessingJobs(Construct):
+    """The processing role and image; `job_state` is the Map's item processor on SageMaker."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="mmsearch processing jobs: read shards, the model and the secret",
+        )
+        self.image = ecr_assets.DockerImageAsset(
+            self,
+            "Image",
+            directory=str(processing_image_context()),
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+        self.image.repository.grant_pull(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[Stack.of(self).format_arn(service="logs", resource=PROCESSING_LOGS)],
+            )
+        )
+
+    def job_state(
+        self, scope: Construct, environment: dict[str, str], options: dict[str, Any]
+    ) -> sfn.CustomState:
+        """One SageMaker processing job on one shard, waited for (`.sync`)."""
+        network: dict[str, Any] = {}
+        if options.get("vpc") is not None:
+            chosen = options.get("vpc_subnets")
+            subnets = (
+                [subnet.subnet_id for subnet in chosen.subnets]
+                if chosen is not None and chosen.subnets
+                else options["vpc"].select_subnets().subnet_ids
+            )
+            groups = [g.security_group_id for g in options.get("security_groups", [])]
+            network = {
+                "NetworkConfig": {"VpcConfig": {"Subnets": subnets, "SecurityGroupIds": groups}}
+            }
+            self.role.add_to_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
+        shard_uri = "States.Format('s3://{}/{}', $.plan.bucket, $.shard.key)"
+        parameters = {
+            # A fresh name per attempt (job names never repeat); the shard's index for people.
+            "ProcessingJobName.$": "States.Format('mmsearch-{}-{}', $.shard.index, States.UUID())",
+            "RoleArn": self.role.role_arn,
+            "AppSpecification": {
+                "ImageUri": self.image.image_uri,
+                "ContainerArguments.$": "States.Array('--scene', $.plan.scene,"
+                " '--collection', $.plan.collection)",
+            },
+            "ProcessingInputs": [
+                {
+                    "InputName": "shard",
+                    "S3Input": {
+                        "S3Uri.$": shard_uri,
+                        "LocalPath": "/opt/ml/processing/input/shard",
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                    },
+                }
+            ],
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": PROCESSING_INSTANCE,
+                    "VolumeSizeInGB": 30,
+                }
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 4 * 3600},
+            "Environment": {**environment, "MMSEARCH_HOME": "/tmp/mmsearch"},
+            **network,
+        }
+        retry = [
+            {
+                "ErrorEquals": ["SageMaker.AmazonSageMakerException"],  # throttled, mostly
+                "IntervalSeconds": 30,
+                "BackoffRate": 2,
+                "MaxAttempts": 3,
+                "JitterStrategy": "FULL",
+            },
+            {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 60, "MaxAttempts": 1},
+        ]
+        return sfn.CustomState(
+            scope,
+            "EmbedShardJob",
+            state_json={
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sagemaker:createProcessingJob.sync",
+                "Parameters": parameters,
+                "Retry": retry,
+            },
+        )
+
+    def allow(self, machine: sfn.StateMachine) -> None:
+        """The state machine starts, watches and stops processing jobs and passes their role."""
+        stack = Stack.of(self)
+        sagemaker = ["CreateProcessingJob", "DescribeProcessingJob", "StopProcessingJob"]
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[f"sagemaker:{a}" for a in (*sagemaker, "AddTags")],
+                resources=[stack.format_arn(service="sagemaker", resource=PROCESSING_JOBS)],
+            )
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[stack.format_arn(service="events", resource=SYNC_RULE)],
+            )
+        )
+        self.role.grant_pass_role(machine.role)
+
+
+def processing_image_context(build: Path = REPO / "build" / "processing-image") -> Path:
+    """A small Docker context for the processing image: our two packages, the indexing
+    function's pinned requirements and offline/batch/Dockerfile (never the repository root)."""
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "bench", "Dockerfile")
+    for name in ("functions", "offline"):
+        shutil.copytree(REPO / name, build / name, ignore=ignore)
+    (build / "requirements.txt").write_text("\n".join(requirements("indexing")) + "\n")
+    shutil.copy(REPO / "offline" / "batch" / "Dockerfile", build / "Dockerfile")
+    return build
