@@ -18,6 +18,7 @@ from functions.core.scenes import SCENES, Scene
 
 LAYERS = ("qp", "match", "rank", "summary")
 TEXT_FIELD = "text"  # the scene's searchable text, stored in Milvus for BM25
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 class ConfigError(ValueError):
@@ -49,6 +50,13 @@ class MatchParams(_Strict):
     fusion: Literal["rrf", "weighted"] = "rrf"
     rrf_k: int = Field(60, ge=1, le=10000, description="Reciprocal rank fusion constant.")
     dense_weight: float = Field(0.5, ge=0, le=1, description="Weighted fusion: dense share.")
+    model: str | None = Field(
+        None,
+        pattern=MODEL_NAME_PATTERN,
+        description="An extra exported model (its manifest name) that embeds the query; its "
+        "vectors are in the scene's collection for that model (mmsearch index --model). "
+        "None: the default model.",
+    )
 
 
 class RankParams(_Strict):
@@ -132,6 +140,11 @@ def _check_fields(path: str, scene: Scene, config: SceneConfig) -> None:
             raise ValueError(f"{where}: scene {scene.name!r} has no image space")
         if scene.query == "image" and space != "image":
             raise ValueError(f"{where}: scene {scene.name!r} searches by image: space image")
+        if matching.params.model is not None and space != "text":
+            raise ValueError(
+                f"{path}.match.experiments.{name}.params.model: model names a text encoder, "
+                "for space text only (the image space has its own model)"
+            )
     stored = {*scene.array_filter_fields, TEXT_FIELD}
     for name, experiment in config.rank.experiments.items():
         params = experiment.params

@@ -19,6 +19,11 @@ class EmbedRequest(_Body):
     texts: list[str] = Field(default_factory=list, max_length=64)
     images: list[str] = Field(default_factory=list, max_length=8, description="Base64 bytes.")
     space: Literal["text", "image"] = "text"
+    model: str | None = Field(
+        None,
+        max_length=64,
+        description="Text space: the name of an extra loaded model; None: the default model.",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> EmbedRequest:
@@ -26,6 +31,8 @@ class EmbedRequest(_Body):
             raise ValueError("give either texts (1 to 64) or images (1 to 8)")
         if self.images and self.space != "image":
             raise ValueError("images embed only into the image space")
+        if self.model is not None and self.space != "text":
+            raise ValueError("model names a text encoder: use it with the text space")
         return self
 
 

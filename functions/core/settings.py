@@ -26,6 +26,11 @@ class Settings(BaseModel):
 
     home: Path = Field(Path(".mmsearch"), description="All local state lives here.")
     model_dir: Path | None = Field(None, description="Exported model folder; default under home.")
+    extra_model_dirs: str = Field(
+        "",
+        description="Comma-separated exported text-model folders the preprocess function also "
+        "loads (at init), for match experiments that name a model; empty: none.",
+    )
 
     milvus_uri: str | None = Field(None, description="Milvus URI; default: Milvus Lite in home.")
     milvus_token: SecretStr | None = None
@@ -86,6 +91,11 @@ class Settings(BaseModel):
     def resolved_model_dir(self) -> Path:
         """The exported model folder in use."""
         return self.model_dir or self.home / "models" / DEFAULT_MODEL_NAME
+
+    @property
+    def resolved_extra_model_dirs(self) -> list[Path]:
+        """The extra model folders, in the order given."""
+        return [Path(p.strip()) for p in self.extra_model_dirs.split(",") if p.strip()]
 
     @property
     def resolved_milvus_uri(self) -> str:

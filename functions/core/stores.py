@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from functions.core.document_store import MongoDocumentStore
 from functions.core.errors import StoreUnavailable
 from functions.core.scenes import Scene
@@ -19,6 +21,8 @@ def open_vector_store(settings: Settings) -> MilvusVectorStore:
         uri,
         token,
         timeout_s=settings.store_timeout_s,
+        retries=settings.store_retries,
+        retry_backoff_s=settings.store_retry_backoff_s,
         index_type=settings.index_type,
         nlist=settings.nlist,
         nprobe=settings.nprobe,
@@ -34,6 +38,8 @@ def open_document_store(settings: Settings) -> MongoDocumentStore:
         settings.mongo_database,
         collection_prefix=settings.collection_prefix,
         timeout_s=settings.store_timeout_s,
+        retries=settings.store_retries,
+        retry_backoff_s=settings.store_retry_backoff_s,
     )
 
 
@@ -48,3 +54,11 @@ def collection_name(settings: Settings, scene: Scene) -> str:
 def image_collection(collection: str) -> str:
     """The collection of image-space vectors beside an image corpus' caption collection."""
     return collection + IMAGE_COLLECTION_SUFFIX
+
+
+def model_collection(collection: str, model: str | None) -> str:
+    """The collection of `model`'s vectors beside the default model's (`collection`), or
+    `collection` itself when `model` is None."""
+    if model is None:
+        return collection
+    return f"{collection}__{re.sub(r'[^0-9a-z]+', '_', model.lower()).strip('_')}"

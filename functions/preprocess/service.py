@@ -29,18 +29,35 @@ class Preprocessor:
         max_chars: int,
         batch_size: int = 32,
         image_space: Callable[[], ImageSpaceEncoder] | None = None,
+        extra_encoders: Sequence[TextEncoder] = (),
     ) -> None:
         self.encoder = encoder
+        # Match experiments name these by their manifest name (A/B of a fine-tuned model).
+        self.extra_encoders = {e.name: e for e in extra_encoders if e.name != encoder.name}
         self._max_chars = max_chars
         self._batch_size = batch_size
         self._image_space_loader = image_space
         self._image_space: ImageSpaceEncoder | None = None
         self._lock = threading.Lock()
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, dim) vectors for `texts`; raises `InvalidRequest` for empty or over-long text."""
+    def embed(self, texts: Sequence[str], model: str | None = None) -> np.ndarray:
+        """(n, dim) vectors for `texts` by the default encoder, or the extra one named `model`;
+        raises `InvalidRequest` for empty or over-long text."""
+        encoder = self.text_encoder(model)
         clean = [normalize_text(t, self._max_chars) for t in texts]
-        return self.encoder.embed(clean, batch_size=self._batch_size)
+        return encoder.embed(clean, batch_size=self._batch_size)
+
+    def text_encoder(self, model: str | None = None) -> TextEncoder:
+        """The default encoder, or the extra one named `model` (`ModelUnavailable` if none is)."""
+        if model is None or model == self.encoder.name:
+            return self.encoder
+        if model not in self.extra_encoders:
+            loaded = ", ".join([self.encoder.name, *self.extra_encoders])
+            raise ModelUnavailable(
+                f"model {model!r} is not loaded here (loaded: {loaded}); "
+                "add its export to MMSEARCH_EXTRA_MODEL_DIRS"
+            )
+        return self.extra_encoders[model]
 
     @property
     def image_space(self) -> ImageSpaceEncoder:
@@ -82,11 +99,17 @@ def decode_image(data: str, max_bytes: int) -> bytes:
 def build_preprocessor(settings: Settings) -> Preprocessor:
     """Load the encoder named by `settings` (the expensive, once-per-process step)."""
     encoder = TextEncoder.load(settings.resolved_model_dir, threads=settings.encoder_threads)
+    # Extra models cost cold-start time, so only those configured are loaded.
+    extra = [
+        TextEncoder.load(folder, threads=settings.encoder_threads)
+        for folder in settings.resolved_extra_model_dirs
+    ]
     return Preprocessor(
         encoder,
         max_chars=settings.max_query_chars,
         batch_size=settings.encode_batch_size,
         image_space=lambda: load_image_space(settings),
+        extra_encoders=extra,
     )
 
 
@@ -97,8 +120,8 @@ def routes(preprocessor: Preprocessor, max_image_bytes: int = 5 * 2**20) -> list
         """Embed up to 64 texts (or 8 base64 images into the image space) into L2-normalised
         vectors."""
         if request.space == "text":
-            vectors = preprocessor.embed(request.texts)
-            encoder = preprocessor.encoder
+            encoder = preprocessor.text_encoder(request.model)
+            vectors = preprocessor.embed(request.texts, request.model)
             return EmbedResponse(model=encoder.name, dim=encoder.dim, vectors=vectors.tolist())
         if request.images:
             images = [decode_image(i, max_image_bytes) for i in request.images]

@@ -18,8 +18,9 @@ from functions.preprocess.service import Preprocessor
 
 
 class QueryEmbedder(Protocol):
-    def embed_query(self, text: str) -> np.ndarray:
-        """The query's vector (dim,), float32, L2-normalised."""
+    def embed_query(self, text: str, model: str | None = None) -> np.ndarray:
+        """The query's vector (dim,), float32, L2-normalised, by the default text encoder or
+        the extra one named `model`."""
 
     def embed_image(self, image: bytes) -> np.ndarray:
         """A query image's vector in the image space."""
@@ -39,8 +40,8 @@ class InProcessEmbedder:
     def __init__(self, preprocessor: Preprocessor) -> None:
         self._preprocessor = preprocessor
 
-    def embed_query(self, text: str) -> np.ndarray:
-        vector: np.ndarray = self._preprocessor.embed([text])[0]
+    def embed_query(self, text: str, model: str | None = None) -> np.ndarray:
+        vector: np.ndarray = self._preprocessor.embed([text], model)[0]
         return vector
 
     def embed_image(self, image: bytes) -> np.ndarray:
@@ -109,8 +110,8 @@ class LambdaEmbedder:
     def __init__(self, invoker: LambdaInvoker) -> None:
         self._invoker = invoker
 
-    def embed_query(self, text: str) -> np.ndarray:
-        return self._one({"texts": [text]})
+    def embed_query(self, text: str, model: str | None = None) -> np.ndarray:
+        return self._one({"texts": [text], **({"model": model} if model else {})})
 
     def embed_image(self, image: bytes) -> np.ndarray:
         encoded = base64.b64encode(image).decode("ascii")

@@ -34,6 +34,7 @@ from functions.core.settings import Settings
 from functions.core.stores import (
     collection_name,
     image_collection,
+    model_collection,
     open_document_store,
     open_vector_store,
 )
@@ -113,7 +114,8 @@ class SearchService:
         filters = normalize_filters(request.filters)
         query, vector, image_vector = self._query_vectors(request, scene, qp, matching)
         t_pre = perf_counter()
-        collection = self._collection_for(scene)
+        # A match experiment naming a model searches that model's collection.
+        collection = model_collection(self._collection_for(scene), matching.model)
         matches = match_in_space(
             self._vectors,
             collection,
@@ -159,7 +161,7 @@ class SearchService:
         query = normalize_text(request.query, self._max_query_chars)
         vector = image_vector = None
         if matching.space != "image" and matching.kind != "bm25":
-            vector = self._embedder.embed_query(qp.query_prefix + query)
+            vector = self._embedder.embed_query(qp.query_prefix + query, matching.model)
         if matching.space != "text":
             image_vector = self._embedder.embed_text_for_images(query)
         return query, vector, image_vector
