@@ -147,12 +147,19 @@ def index(
     strict: Annotated[bool, typer.Option(help="Stop if any record is invalid.")] = False,
     prune: Annotated[bool, typer.Option(help="Delete documents that left the input.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Last line: the report as JSON.")] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="An extra exported model: its vectors go to the scene's collection for it, "
+            "for match experiments naming it (model: <its name>)."
+        ),
+    ] = None,
 ) -> None:
     """Embed a corpus and upsert it into Milvus and MongoDB, then verify both stores."""
     from offline.local_mongo import local_stores
 
     with local_stores(_batch(Settings())) as settings:
-        report = _index(settings, input, scene, batch_size, strict, prune)
+        report = _index(settings, input, scene, batch_size, strict, prune, model=model)
     if as_json:
         print(json.dumps({**asdict(report), "docs_per_s": round(report.docs_per_s, 2)}))
 
@@ -165,12 +172,24 @@ def _read_images(settings: Settings, path: Path) -> Any:
 
 
 def _index(
-    settings: Settings, path: Path, scene_name: str, batch_size: int, strict: bool, prune: bool
+    settings: Settings,
+    path: Path,
+    scene_name: str,
+    batch_size: int,
+    strict: bool,
+    prune: bool,
+    *,
+    model: Path | None = None,
 ) -> IndexReport:
     from functions.core.encoder import TextEncoder
     from functions.core.errors import ServiceError
     from functions.core.scenes import get_scene
-    from functions.core.stores import collection_name, open_document_store, open_vector_store
+    from functions.core.stores import (
+        collection_name,
+        model_collection,
+        open_document_store,
+        open_vector_store,
+    )
     from offline.corpus import read_corpus
     from offline.indexer import Indexer, IndexVerificationError
 
@@ -185,9 +204,14 @@ def _index(
         console.print(f"[yellow]{len(corpus.invalid)} invalid records[/yellow]")
         if strict:
             raise _fail("--strict: nothing was indexed", 2)
-    encoder = TextEncoder.load(
-        settings.resolved_model_dir, threads=settings.encoder_threads, spin=False
-    )
+    if model is not None and scene.kind != "text":
+        raise _fail("--model indexes text scenes; image scenes use their own image space", 2)
+    try:
+        encoder = TextEncoder.load(
+            model or settings.resolved_model_dir, threads=settings.encoder_threads, spin=False
+        )
+    except ServiceError as exc:
+        raise _fail(str(exc)) from None
     vectors, documents = open_vector_store(settings), open_document_store(settings)
     indexer = Indexer(
         encoder,
@@ -215,7 +239,7 @@ def _index(
             task = progress.add_task(f"index {scene.name}", total=len(corpus.documents))
             report = indexer.run(
                 scene,
-                collection_name(settings, scene),
+                model_collection(collection_name(settings, scene), encoder.name if model else None),
                 corpus.documents,
                 lambda n: progress.advance(task, n),
                 prune=prune,
@@ -278,6 +302,9 @@ def evaluate(
     rank: Annotated[
         str | None, typer.Option(help="Rank experiment; default: the one with most traffic.")
     ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Exported model folder; default: the configured one.")
+    ] = None,
 ) -> None:
     """Index a BEIR folder into throwaway collections and score the real search path, once per
     match kind, with the scene's configured ranker."""
@@ -292,7 +319,10 @@ def evaluate(
     config = config_source(Settings()).get()
     ranker = rank or default_ranker(config.scenes["qa"])
 
-    with local_stores(_batch(Settings())) as settings, _progress() as progress:
+    base = _batch(Settings())
+    if model is not None:
+        base = base.model_copy(update={"model_dir": model})
+    with local_stores(base) as settings, _progress() as progress:
         tasks: dict[str, int] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:

@@ -63,6 +63,7 @@ class TrainReport:
     best_epoch: int = 0
     after: dict[str, float | int] = field(default_factory=dict)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process' CPU time: comparable when the cores are shared
     stopped_early: bool = False
 
     def table(self) -> str:
@@ -71,7 +72,8 @@ class TrainReport:
             (f"epoch {e['epoch']}", e["validation"]) for e in self.epochs
         ]
         lines = [
-            f"base {self.base} -> {self.output} on {self.device}, {self.seconds:.0f} s",
+            f"base {self.base} -> {self.output} on {self.device}: {self.seconds:.0f} s wall, "
+            f"{self.cpu_seconds:.0f} s CPU",
             f"train: {self.data['train_queries']} queries / {self.data['train_pairs']} pairs; "
             f"validation: {self.data['validation_queries']} queries over "
             f"{self.data['corpus_docs']} documents",
@@ -101,7 +103,7 @@ def train(data: TrainingData, config: TrainConfig, progress: Progress | None = N
     """Fine-tune, keep the best epoch in `config.out` and return the report (also written
     there). Validation nDCG@10 decides the best epoch and when to stop; nothing else is tuned."""
     say = progress or (lambda line: None)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     _seed(config.seed)
     device = pick_device()
     source = config.base or default_model_source()
@@ -159,6 +161,7 @@ def train(data: TrainingData, config: TrainConfig, progress: Progress | None = N
                 break
     report.after = report.after or report.before
     report.seconds = round(time.perf_counter() - start, 1)
+    report.cpu_seconds = round(time.process_time() - cpu_start, 1)
     report.write(config.out)
     return report
 
