@@ -83,20 +83,23 @@ class ApiStack(Stack):
         self.config = config
         self._options = placement(self, config)
         self.model_uri = model_uri(config)
-        shared = {
-            "MMSEARCH_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
-            "MMSEARCH_CONNECTION_SECRET": storage.secret.secret_arn,
-            "MMSEARCH_MODEL_S3_URI": self.model_uri,
-        }
+        # Each function is told only what it may read: the model (preprocess), the connection
+        # secret (search, summary); one function running all three gets both.
+        limits = {"MMSEARCH_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
+        model = {"MMSEARCH_MODEL_S3_URI": self.model_uri}
+        secret = {"MMSEARCH_CONNECTION_SECRET": storage.secret.secret_arn}
         self.functions: dict[str, lambda_.Alias] = {}  # the `live` alias of each function
         if config.split_functions:
-            preprocess = self._function("preprocess", code, shared, snap_start=config.snap_start)
-            summary = self._function("summary", code, shared)
+            preprocess = self._function(
+                "preprocess", code, limits | model, snap_start=config.snap_start
+            )
+            summary = self._function("summary", code, limits | secret)
             search = self._function(
                 "search",
                 code,
-                {
-                    **shared,
+                limits
+                | secret
+                | {
                     "MMSEARCH_DEPLOYMENT": "lambda",
                     "MMSEARCH_PREPROCESS_FUNCTION": preprocess.function_arn,
                     "MMSEARCH_SUMMARY_FUNCTION": summary.function_arn,
@@ -109,7 +112,11 @@ class ApiStack(Stack):
             summary.grant_invoke(search)
         else:
             search = self._function(
-                "search", code, shared, snap_start=config.snap_start, handler=HANDLERS["composed"]
+                "search",
+                code,
+                limits | model | secret,
+                snap_start=config.snap_start,
+                handler=HANDLERS["composed"],
             )
             self._read_models(search)
             storage.secret.grant_read(search)

@@ -79,7 +79,24 @@ def test_three_functions_run_python_312_with_json_logs_and_tracing(split):
         assert props["Architectures"] == ["x86_64"]
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
         assert props["TracingConfig"] == {"Mode": "Active"}
-        assert "MMSEARCH_CONNECTION_SECRET" in props["Environment"]["Variables"]
+
+
+@pytest.mark.parametrize("split_functions", [True, False])
+def test_a_function_is_told_of_the_model_or_secret_exactly_when_it_may_read_them(
+    tmp_path, split_functions
+):
+    """A handler fetches the model when MMSEARCH_MODEL_S3_URI is set and reads the secret when
+    MMSEARCH_CONNECTION_SECRET is: either without its grant would fail at init."""
+    templates = synthesize(tmp_path, split_functions=split_functions)
+    for name in ("api", "indexing"):
+        for props in functions_by_handler(templates[name]).values():
+            variables = props["Environment"]["Variables"]
+            role = props["Role"]["Fn::GetAtt"][0]
+            actions = actions_of(policy_statements(templates[name], role))
+            assert ("MMSEARCH_MODEL_S3_URI" in variables) == ("s3:GetObject" in actions)
+            assert ("MMSEARCH_CONNECTION_SECRET" in variables) == (
+                "secretsmanager:GetSecretValue" in actions
+            )
 
 
 def test_snapstart_is_on_preprocess_only_and_every_function_has_a_live_alias(split):
