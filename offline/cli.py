@@ -344,6 +344,7 @@ def evaluate(
         **by_kind[kinds[0]].as_json(),
         "match": kinds[0],
         "rank": ranker,
+        "model": _model_label(settings.resolved_model_dir),
         "by_match": {kind: metrics.as_json() for kind, metrics in by_kind.items()},
     }
     if reference:
@@ -410,6 +411,15 @@ def train(
         from dataclasses import asdict as as_dict
 
         print(json.dumps(as_dict(report)))
+
+
+def _model_label(folder: Path) -> str:
+    """An exported model's name and content version (as push-model names versions)."""
+    from functions.core.manifest import ModelManifest
+    from offline.model_push import model_version
+
+    manifest = ModelManifest.read(folder)
+    return f"{manifest.name}@{model_version(manifest)}"
 
 
 def _demo_images(settings: Settings) -> Path | None:
