@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+import time
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from functions.core.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.progress import TaskID
+
     from offline.indexer import IndexReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -156,12 +161,31 @@ def index(
     ] = None,
 ) -> None:
     """Embed a corpus and upsert it into Milvus and MongoDB, then verify both stores."""
-    from offline.local_mongo import local_stores
+    from offline.local_mongo import LocalMongoError, local_stores
 
-    with local_stores(_batch(Settings())) as settings:
-        report = _index(settings, input, scene, batch_size, strict, prune, model=model)
+    try:
+        with local_stores(_batch(Settings())) as settings:
+            report = _index(settings, input, scene, batch_size, strict, prune, model=model)
+    except LocalMongoError as exc:
+        raise _fail(str(exc)) from None
     if as_json:
         print(json.dumps({**asdict(report), "docs_per_s": round(report.docs_per_s, 2)}))
+
+
+def _on_batch(progress: Progress, task: TaskID, total: int) -> Callable[[int], None]:
+    """Advances the bar; without a terminal (CI, a log file), where rich draws only the final
+    bar, also prints a line per batch stored, one a second at most."""
+    done, last = 0, 0.0
+
+    def advance(size: int) -> None:
+        nonlocal done, last
+        done += size
+        progress.advance(task, size)
+        if not console.is_terminal and (time.monotonic() - last >= 1 or done == total):
+            last = time.monotonic()
+            console.print(f"stored {done}/{total}")
+
+    return advance
 
 
 def _read_images(settings: Settings, path: Path) -> Any:
@@ -241,7 +265,7 @@ def _index(
                 scene,
                 model_collection(collection_name(settings, scene), encoder.name if model else None),
                 corpus.documents,
-                lambda n: progress.advance(task, n),
+                _on_batch(progress, task, len(corpus.documents)),
                 prune=prune,
             )
     except (IndexVerificationError, ServiceError) as exc:

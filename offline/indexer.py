@@ -60,6 +60,14 @@ class IndexReport:
         return self.input_docs / self.seconds if self.seconds else 0.0
 
 
+def _settle(write: Future[int], size: int, progress: ProgressCallback | None) -> int:
+    """Wait for a batch's write; report the batch; return how many documents it wrote."""
+    written = write.result()
+    if progress:
+        progress(size)
+    return written
+
+
 def fingerprint(document: dict[str, object], model_sha: str) -> str:
     """Changes whenever the document's content or the model changes."""
     payload = json.dumps(document, sort_keys=True, ensure_ascii=False) + model_sha
@@ -95,7 +103,8 @@ class Indexer:
         prune: bool = False,
     ) -> IndexReport:
         """Index `docs` (every batch, including the last partial one), build, verify;
-        `prune` first deletes stored documents that are no longer in `docs`."""
+        `prune` then deletes stored documents that are no longer in `docs`. `progress` gets
+        each batch's size once that batch is in both stores."""
         start = time.perf_counter()
         collections = self.collections(collection)
         stale = False
@@ -109,23 +118,22 @@ class Indexer:
         stored = self._documents.fingerprints(scene.store)
         if stale:
             stored = dict.fromkeys(stored, "")
-        keep = {d.id for d in docs}
-        pruned = self._prune(scene, list(collections), stored, keep) if prune else 0
         embedded = 0
         # Store writes of batch i overlap the embedding of batch i+1; at most one write is in
         # flight, and a failed write surfaces before the next one starts.
         with ThreadPoolExecutor(1, thread_name_prefix="index-writer") as writer:
-            pending: Future[int] | None = None
+            pending: tuple[Future[int], int] | None = None
             for offset in range(0, len(docs), self._batch_size):
                 batch = docs[offset : offset + self._batch_size]
                 prepared = self._prepare_batch(scene, collection, batch, stored)
                 if pending is not None:
-                    embedded += pending.result()
-                pending = writer.submit(self._write_batch, scene, prepared)
-                if progress:
-                    progress(len(batch))
+                    embedded += _settle(*pending, progress)
+                pending = writer.submit(self._write_batch, scene, prepared), len(batch)
             if pending is not None:
-                embedded += pending.result()
+                embedded += _settle(*pending, progress)
+        # Pruned after the writes: a run stopped midway leaves more documents, never fewer.
+        keep = {d.id for d in docs}
+        pruned = self._prune(scene, list(collections), stored, keep) if prune else 0
         ids = [d.id for d in docs]
         counts = []
         for name in collections:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import shutil
 import signal
 import socket
@@ -23,6 +24,9 @@ from pydantic import SecretStr
 from functions.core.settings import Settings
 
 SERVER_COMMAND = "secantusd-py"
+# A server whose mmsearch was killed gets SIGTERM and checkpoints (about 4 s measured on a
+# few thousand documents) before it lets go of the data folder.
+ORPHAN_WAIT_S = 60.0
 
 
 class LocalMongoError(RuntimeError):
@@ -43,6 +47,33 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """Linux /proc/<pid>/stat fields after the command name, or None if there is no such
+    process (a zombie counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields
+
+
+def _parent_of(pid: int) -> int | None:
+    fields = _proc_stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def _is_server_of(pid: int, data_dir: Path) -> bool:
+    """Whether `pid` is a running local server over `data_dir` (pids get reused)."""
+    if _proc_stat(pid) is None:
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(data_dir).encode() in command
+
+
 def _server_executable() -> str:
     beside_python = Path(sys.executable).with_name(SERVER_COMMAND)
     found = str(beside_python) if beside_python.exists() else shutil.which(SERVER_COMMAND)
@@ -60,6 +91,8 @@ class LocalMongoServer:
         self.port = port or free_port(host)
         self._process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        # "<server pid> <owner pid>": lets the next run recognise a server whose owner died.
+        self.pid_path = data_dir.parent / f"{data_dir.name}.pid"
 
     @property
     def pid(self) -> int | None:
@@ -72,8 +105,10 @@ class LocalMongoServer:
     def start(self, timeout_s: float = 30.0) -> str:
         """Start the server and wait until it answers a ping; returns its URI."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._await_orphan()
         command = [_server_executable(), "--host", self.host, "--port", str(self.port)]
-        command += ["--storage-path", str(self.data_dir), "--log-level", "WARNING"]
+        # Absolute, so a later run from another folder recognises this server (_await_orphan).
+        command += ["--storage-path", str(self.data_dir.resolve()), "--log-level", "WARNING"]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command,
@@ -83,7 +118,31 @@ class LocalMongoServer:
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         self._wait_ready(timeout_s)
+        # Written once the server holds the folder, so it never names a server that failed.
+        self.pid_path.write_text(f"{self._process.pid} {os.getpid()}\n")
         return self.uri
+
+    def _await_orphan(self, timeout_s: float = ORPHAN_WAIT_S) -> None:
+        """Wait for a server left by a killed mmsearch to release the data folder; refuse
+        at once if the server's owner is still running."""
+        try:
+            server, owner = (int(p) for p in self.pid_path.read_text().split())
+        except (OSError, ValueError):
+            return
+        if not _is_server_of(server, self.data_dir.resolve()):
+            return  # exited long ago, or the pid now belongs to another program
+        if _parent_of(server) == owner:
+            raise LocalMongoError(
+                f"{self.data_dir} is in use by process {owner}: is another mmsearch running?"
+            )
+        deadline = time.monotonic() + timeout_s
+        while _is_server_of(server, self.data_dir.resolve()):
+            if time.monotonic() > deadline:
+                raise LocalMongoError(
+                    f"the local MongoDB server {server} left by a stopped mmsearch still holds"
+                    f" {self.data_dir} after {timeout_s:.0f} s; stop it (kill {server})"
+                )
+            time.sleep(0.1)
 
     def _wait_ready(self, timeout_s: float) -> None:
         from pymongo import MongoClient
@@ -124,6 +183,7 @@ class LocalMongoServer:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        self.pid_path.unlink(missing_ok=True)
 
     def __enter__(self) -> LocalMongoServer:
         self.start()
