@@ -70,12 +70,17 @@ def read_training_data(path: Path, validation: float = 0.2, seed: int = 13) -> T
         queries, corpus, qrels, negatives = _read_jsonl(path)
     else:
         raise PairsError(f"{path} is neither a BEIR folder nor a JSON-lines file")
-    ids = sorted(qrels)
-    if len(ids) < 2:
-        raise PairsError(f"{path}: {len(ids)} queries with a relevant text; at least 2 are needed")
-    random.Random(seed).shuffle(ids)
-    held = max(1, round(len(ids) * validation))
-    held_out, kept = ids[:held], ids[held:]
+    # Split by query text: the same claim under two ids must not sit on both sides.
+    by_text: dict[str, list[str]] = {}
+    for q in sorted(qrels):
+        by_text.setdefault(queries[q], []).append(q)
+    texts = sorted(by_text)
+    if len(texts) < 2:
+        raise PairsError(f"{path}: {len(texts)} queries with a relevant text; at least 2 needed")
+    random.Random(seed).shuffle(texts)
+    held = max(1, round(len(texts) * validation))
+    held_out = [q for t in texts[:held] for q in by_text[t]]
+    kept = [q for t in texts[held:] for q in by_text[t]]
     pairs = [
         Pair(queries[q], corpus[d], negatives.get((q, d)))
         for q in kept
