@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from functions.core.errors import StoreUnavailable
+from functions.core.retries import RetryPolicy
+
+T = TypeVar("T")
+log = logging.getLogger("mmsearch")
 
 FINGERPRINT = "_fingerprint"
 # `$in` lists stay short: the local server's lookup cost grows faster than linearly with the
@@ -42,39 +47,68 @@ class MongoDocumentStore:
     """MongoDB over the wire with pymongo: the local server, Atlas or DocumentDB alike."""
 
     def __init__(
-        self, uri: str, database: str, *, collection_prefix: str = "", timeout_s: float = 3.0
+        self,
+        uri: str,
+        database: str,
+        *,
+        collection_prefix: str = "",
+        timeout_s: float = 3.0,
+        retries: int = 2,
+        retry_backoff_s: float = 0.1,
     ) -> None:
         from pymongo import MongoClient
 
         timeout_ms = int(timeout_s * 1000)
         # connect=False: the process starts (and answers 503) even while MongoDB is down.
+        # timeoutMS bounds a whole operation (selection, connection, reply) by the timeout.
         self._client: Any = MongoClient(
             uri,
             connect=False,
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
-            socketTimeoutMS=timeout_ms * 4,
-            timeoutMS=timeout_ms * 4,
+            timeoutMS=timeout_ms,
             appname="mmsearch",
         )
         self._db = self._client[database]
         self._prefix = collection_prefix
+        # Reads are retried (with jitter) within the same timeout; writes are tried once.
+        self._reads = RetryPolicy(retries, retry_backoff_s, timeout_s)
 
     def _collection(self, scene: str) -> Any:
         return self._db[f"{self._prefix}{scene}"]
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
-        from pymongo.errors import ConnectionFailure, PyMongoError
+        from pymongo.errors import (
+            ConnectionFailure,
+            PyMongoError,
+            ServerSelectionTimeoutError,
+        )
 
         try:
             yield
-        except ConnectionFailure as exc:
-            raise StoreUnavailable(f"MongoDB is unreachable during {action}: {exc}") from exc
         except PyMongoError as exc:
-            if getattr(exc, "timeout", False):
-                raise StoreUnavailable(f"MongoDB timed out during {action}: {exc}") from exc
-            raise
+            # The message names no host: pymongo's text (addresses, topology) is only logged.
+            if isinstance(exc, ServerSelectionTimeoutError):
+                reason = "is unreachable"
+            elif getattr(exc, "timeout", False):
+                reason = "did not answer in time"
+            elif isinstance(exc, ConnectionFailure):
+                reason = "is unreachable"
+            else:
+                raise
+            log.warning("MongoDB %s: %s", action, exc)
+            raise StoreUnavailable(f"MongoDB {reason} ({action})") from exc
+
+    def _read(self, action: str, read: Callable[[], T]) -> T:
+        """`read()` with retries, each attempt bounded by the time left."""
+        import pymongo
+
+        def attempt(seconds_left: float) -> T:
+            with self._guard(action), pymongo.timeout(seconds_left):
+                return read()
+
+        return self._reads.run(attempt)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -82,8 +116,7 @@ class MongoDocumentStore:
 
     def ping(self) -> None:
         """Raise `StoreUnavailable` unless the server answers."""
-        with self._guard("ping"):
-            self._client.admin.command("ping")
+        self._read("ping", lambda: self._client.admin.command("ping"))
 
     def upsert(
         self, scene: str, documents: Sequence[Mapping[str, Any]], *, new: bool = False
@@ -104,13 +137,14 @@ class MongoDocumentStore:
             self._collection(scene).bulk_write(operations, ordered=False)
 
     def get(self, scene: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        with self._guard("get"):
+        def read() -> dict[str, dict[str, Any]]:
             cursor = self._collection(scene).find({"_id": {"$in": list(ids)}})
             return {str(d["_id"]): _from_mongo(d) for d in cursor}
 
+        return self._read("get", read)
+
     def count(self, scene: str) -> int:
-        with self._guard("count"):
-            return int(self._collection(scene).count_documents({}))
+        return self._read("count", lambda: int(self._collection(scene).count_documents({})))
 
     def fingerprints(self, scene: str) -> dict[str, str]:
         # One scan beats `$in` lookups by far on the local server (measured: 24 µs per id

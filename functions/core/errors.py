@@ -43,6 +43,13 @@ class PayloadTooLarge(ServiceError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(ServiceError):
+    """The body is declared as something other than JSON (or a multipart search form)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class StoreUnavailable(ServiceError):
     """Milvus or MongoDB did not answer in time; the request may succeed if retried."""
 

@@ -11,14 +11,14 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.core.errors import ServiceError
-from functions.core.routes import Route, describe_errors
+from functions.core.routes import Route, describe_errors, media_type_error
 from functions.core.schemas import ErrorBody
 from functions.core.uploads import is_multipart, multipart_to_json
 
 log = logging.getLogger("mmsearch")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 404, 413, 422, 500, 503)
+    code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 500, 503)
 }
 
 
@@ -86,6 +86,12 @@ class BodyLimit:
         body = b"".join(chunks)
         headers = dict(scope["headers"])
         content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if refused := media_type_error(content_type):
+            await error_response(415, "unsupported_media_type", refused)(scope, receive, send)
+            return
+        if not content_type:  # no declared type reads as JSON, as the Lambda handler does
+            headers[b"content-type"] = b"application/json"
+            scope = {**scope, "headers": list(headers.items())}
         if is_multipart(content_type):
             try:
                 body = multipart_to_json(body, content_type)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from functions.core import correlation
 from functions.core.errors import ServiceError
-from functions.core.routes import Route, describe_errors
+from functions.core.routes import Route, describe_errors, media_type_error
 from functions.core.uploads import is_multipart, multipart_to_json
 
 log = logging.getLogger("mmsearch")
@@ -53,6 +53,8 @@ def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> 
                     413, "payload_too_large", f"bodies are limited to {max_body_bytes:,} bytes"
                 )
             content_type = _header(event, "content-type")
+            if refused := media_type_error(content_type):
+                return error(415, "unsupported_media_type", refused)
             if is_multipart(content_type):
                 body = multipart_to_json(body, content_type or "")
             request = route.request.model_validate_json(body or b"null")

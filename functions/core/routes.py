@@ -33,6 +33,23 @@ def describe_errors(errors: list[Any]) -> tuple[int, str, str]:
         return 400, "malformed_json", "request body is not valid JSON"
     parts = []
     for error in errors[:5]:
-        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        # A dict key is part of the location: cut, so a huge key is never echoed.
+        location = ".".join(_cut(p) for p in error.get("loc", ()) if p != "body") or "body"
         parts.append(f"{location}: {error.get('msg', 'invalid')}")
     return 422, "invalid_request", "; ".join(parts)
+
+
+def media_type_error(content_type: str | None) -> str | None:
+    """Why a body of `content_type` is refused (a 415), or None: JSON (`application/json`,
+    `application/*+json`, or no type at all) and multipart forms are read."""
+    media = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    if media in ("application/json", "multipart/form-data") or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return None
+    return f"bodies are JSON (application/json), not {media[:100]!r}"
+
+
+def _cut(part: object, limit: int = 64) -> str:
+    text = str(part)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FilterValue = str | list[str]
+# Hard ceilings, documented in the OpenAPI schema; Settings may set lower limits.
+FilterText = Annotated[str, Field(max_length=256)]
+FilterValue = FilterText | Annotated[list[FilterText], Field(max_length=64)]
+FieldName = Annotated[str, Field(min_length=1, max_length=64)]
+DocumentId = Annotated[str, Field(min_length=1, max_length=512)]
 
 
 class _Body(BaseModel):
@@ -45,7 +49,7 @@ class EmbedResponse(BaseModel):
 class Debug(_Body):
     """Developer switches: force an experiment per layer (qp, match, rank, summary)."""
 
-    experiments: dict[str, str] = Field(default_factory=dict, max_length=4)
+    experiments: dict[FieldName, FieldName] = Field(default_factory=dict, max_length=4)
 
 
 class SearchRequest(_Body):
@@ -58,8 +62,8 @@ class SearchRequest(_Body):
     )
     top_k: int = Field(10, ge=1, le=100)
     user_id: str | None = Field(None, max_length=256)
-    filters: dict[str, FilterValue] | None = Field(
-        None, description="Field -> value (or any of a list of values), AND-ed."
+    filters: dict[FieldName, FilterValue] | None = Field(
+        None, max_length=16, description="Field -> value (or any of a list of values), AND-ed."
     )
     debug: Debug | None = None
 
@@ -102,13 +106,18 @@ class SearchResponse(BaseModel):
     hits: list[Hit]
     timings_ms: Timings
     experiments: dict[str, str] = Field(description="Layer -> the experiment that ran.")
+    degraded: bool = Field(
+        False,
+        description="True when the documents could not be fetched and the hits come without"
+        " them (only where MMSEARCH_DEGRADE_WITHOUT_DOCUMENTS allows it).",
+    )
 
 
 class DocumentsRequest(_Body):
     """Documents of one scene, by id."""
 
     scene: str = Field("qa", min_length=1, max_length=64)
-    ids: list[str] = Field(min_length=1, max_length=1000)
+    ids: list[DocumentId] = Field(min_length=1, max_length=1000)
 
 
 class DocumentsResponse(BaseModel):

@@ -41,13 +41,29 @@ class Settings(BaseModel):
 
     mongo_uri: SecretStr | None = Field(None, description="None: the local server is started.")
     mongo_database: str = "mmsearch"
-    store_timeout_s: float = Field(3.0, gt=0, description="Upper bound on any one store call.")
+    store_timeout_s: float = Field(
+        3.0, gt=0, description="Upper bound on any one store call, its retries included."
+    )
+    store_retries: int = Field(
+        2, ge=0, le=10, description="Retries of a failed store read, within store_timeout_s."
+    )
+    store_retry_backoff_s: float = Field(
+        0.1, ge=0, description="Retry n sleeps a random time in [0, backoff * 2**n) (full jitter)."
+    )
+    degrade_without_documents: bool = Field(
+        False,
+        description="When the documents cannot be fetched, answer the hits without them and"
+        " `degraded: true` instead of a 503.",
+    )
     batch_timeout_s: float = Field(60.0, gt=0, description="Store timeout for batch commands.")
 
     encoder_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto.")
     encode_batch_size: int = Field(32, ge=1, le=1024)
 
     max_query_chars: int = Field(1000, ge=1)
+    max_top_k: int = Field(100, ge=1, le=100, description="Larger top_k is a 422.")
+    max_filter_fields: int = Field(4, ge=1, description="Fields one search may filter on.")
+    max_filter_values: int = Field(64, ge=1, le=64, description="Values one filter may list.")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are refused.")
     max_body_bytes: int = Field(5 * 2**20, ge=1, description="Larger request bodies: 413.")
     clip_model_dir: Path | None = Field(

@@ -16,6 +16,8 @@ def normalize_text(text: str, max_chars: int) -> str:
         raise InvalidRequest(f"text is longer than {max_chars} characters")
     if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
         raise InvalidRequest("text contains unpaired surrogate code points")
+    if "\x00" in text:  # other control characters are dropped; NUL is refused, never cut at
+        raise InvalidRequest("text contains NUL characters")
     text = unicodedata.normalize("NFKC", text)
     text = "".join(c for c in text if c.isprintable() or c.isspace())
     text = _WHITESPACE.sub(" ", text).strip()

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from functions.core.errors import IndexNotReady, InvalidRequest, StoreUnavailable
+from functions.core.retries import RetryPolicy
 
 VECTOR_FIELD = "vector"
 TEXT_FIELD = "text"  # the searchable text; Milvus derives the BM25 sparse vector from it
@@ -32,6 +33,10 @@ FILTER_MAX_VALUES = 64
 # Milvus Lite 2.5 answers UNIMPLEMENTED to aliases (and renames), so batch indexing
 # (offline/batch/aliases.py) keeps a Lite file's aliases in this collection: {id: alias, target}.
 LITE_ALIASES = "mmsearch_lite_aliases"
+# Calls that change nothing, so a failed one is safely retried.
+READS = frozenset(
+    {"search", "hybrid_search", "get", "query", "has_collection", "describe_collection"}
+)
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,8 @@ class MilvusVectorStore:
         token: str | None = None,
         *,
         timeout_s: float = 3.0,
+        retries: int = 2,
+        retry_backoff_s: float = 0.1,
         index_type: str = "IVF_FLAT",
         nlist: int | None = None,
         nprobe: int = 32,
@@ -180,6 +187,7 @@ class MilvusVectorStore:
         self._uri = uri
         self._token = token
         self._timeout = timeout_s
+        self._reads = RetryPolicy(retries, retry_backoff_s, timeout_s)
         self._index_type = index_type
         self._nlist = nlist
         self._nprobe = nprobe
@@ -206,11 +214,17 @@ class MilvusVectorStore:
             return self._client
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        if method in READS:
+            return self._reads.run(lambda left: self._attempt(method, left, args, kwargs))
+        return self._attempt(method, self._timeout, args, kwargs)
+
+    def _attempt(self, method: str, timeout: float, args: Any, kwargs: Any) -> Any:
         client = self._connect()
         if self._lite and args:
             args = (self._lite_target(client, args[0]), *args[1:])
         try:
-            return getattr(client, method)(*args, timeout=self._timeout, **kwargs)
+            # retry_times=0: pymilvus' own retries (75 by default) would outlast the timeout.
+            return getattr(client, method)(*args, timeout=timeout, retry_times=0, **kwargs)
         except Exception as exc:
             if "not exist" in str(exc) or "not found" in str(exc).lower():
                 raise IndexNotReady(f"collection {args[0]!r} does not exist yet") from exc
@@ -487,5 +501,10 @@ def _clip_utf8(text: str, limit: int) -> str:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]
+    text = str(exc)
+    # gRPC's own text names addresses and internals: say what happened instead.
+    if "DEADLINE_EXCEEDED" in text or "Deadline Exceeded" in text:
+        return "no answer in time"
+    if "UNAVAILABLE" in text:
+        return "unreachable"
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]

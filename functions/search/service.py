@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from functions.core import correlation
-from functions.core.errors import InvalidRequest, UnknownScene
+from functions.core.errors import InvalidRequest, ServiceError, UnknownScene
 from functions.core.pipeline_config import (
     LAYERS,
     MatchParams,
@@ -57,6 +57,7 @@ from functions.search.config_source import (
     ConfigSource,
     FileConfig,
 )
+from functions.search.limits import SearchLimits
 from functions.search.matching import match_in_space
 from functions.search.ranking import needed_fields, rank
 from functions.search.summarize import query_terms, summarize
@@ -84,6 +85,8 @@ class SearchService:
         max_query_chars: int,
         config: ConfigSource | None = None,
         max_image_bytes: int = 5 * 2**20,
+        limits: SearchLimits | None = None,
+        degrade_without_documents: bool = False,
     ) -> None:
         self._embedder = embedder
         self._vectors = vectors
@@ -92,6 +95,8 @@ class SearchService:
         self._max_query_chars = max_query_chars
         self._max_image_bytes = max_image_bytes
         self._config = config or FileConfig(DEFAULT_CONFIG)
+        self._limits = limits or SearchLimits()
+        self._degrade_without_documents = degrade_without_documents
 
     @property
     def config(self) -> PipelineConfig:
@@ -102,6 +107,7 @@ class SearchService:
         """Answer `request`; raises a `ServiceError` subclass for anything the caller can fix."""
         start = perf_counter()
         scene = get_scene(request.scene)
+        self._limits.check(request)
         scene_config = self._config.get().scenes.get(scene.name)
         if scene_config is None:
             raise UnknownScene(f"scene {scene.name!r} is not in the pipeline configuration")
@@ -133,7 +139,7 @@ class SearchService:
             matches, ranking, request.top_k, lambda ids: self._stored_vectors(collection, ids)
         )
         t_rank = perf_counter()
-        documents = self._documents.fetch(scene.name, [m.id for m in ranked])
+        documents, degraded = self._fetch_documents(scene.name, [m.id for m in ranked])
         terms = query_terms(query)
         hits = [self._hit(m, documents.get(m.id), summary, terms) for m in ranked]
         t_summary = perf_counter()
@@ -144,7 +150,20 @@ class SearchService:
             summary=_ms(t_rank, t_summary),
             total=_ms(start, perf_counter()),
         )
-        return SearchResponse(scene=scene.name, hits=hits, timings_ms=timings, experiments=chosen)
+        return SearchResponse(
+            scene=scene.name, hits=hits, timings_ms=timings, experiments=chosen, degraded=degraded
+        )
+
+    def _fetch_documents(self, scene: str, ids: list[str]) -> tuple[dict[str, Any], bool]:
+        """The hits' documents, or none and True (degraded) when they cannot be fetched and
+        the deployment prefers hits without documents to a 503."""
+        try:
+            return self._documents.fetch(scene, ids), False
+        except ServiceError as exc:
+            if exc.status < 500 or not self._degrade_without_documents:
+                raise
+            logger.warning("documents unavailable: answering hits without them", reason=exc.message)
+            return {}, True
 
     def _query_vectors(
         self, request: SearchRequest, scene: Scene, qp: QpParams, matching: MatchParams
@@ -214,6 +233,8 @@ def build_search_service(
         max_query_chars=settings.max_query_chars,
         config=config_source(settings),
         max_image_bytes=settings.max_body_bytes,
+        limits=SearchLimits.from_settings(settings),
+        degrade_without_documents=settings.degrade_without_documents,
     )
 
 

@@ -27,10 +27,10 @@ from offline.local_mongo import free_port
 Call = Callable[[str, str, Any], tuple[int, Any, dict[str, str]]]
 
 
-def front_door(kind: str, routes: list[Route]) -> Call:
+def front_door(kind: str, routes: list[Route], max_body_bytes: int = 5 * 2**20) -> Call:
     """`call(method, path, body) -> (status, json body, lower-cased headers)`."""
     if kind == "lambda":
-        handler = lambda_handler(routes)
+        handler = lambda_handler(routes, max_body_bytes)
 
         def call_lambda(method: str, path: str, body: Any = None) -> tuple[int, Any, dict]:
             response = handler(http_event(method, path, body), None)
@@ -38,7 +38,7 @@ def front_door(kind: str, routes: list[Route]) -> Call:
             return response["statusCode"], response_json(response), headers
 
         return call_lambda
-    app = create_api("test", "test")
+    app = create_api("test", "test", max_body_bytes)
     include_routes(app, routes)
     client = TestClient(app)
 
