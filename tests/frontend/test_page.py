@@ -216,3 +216,41 @@ def test_the_page_works_on_a_phone_sized_screen(browser: Any, server: str) -> No
     assert width <= 375  # nothing overflows sideways
     shot(phone, "phone")
     context.close()
+
+
+def test_the_page_works_under_the_security_headers_cloudfront_sends(
+    browser: Any, server: str
+) -> None:
+    """The deployed page gets infra/web.py's Content-Security-Policy from CloudFront: served
+    with it here, searching text and images still works and the browser reports no violation."""
+    from infra.web import CONTENT_SECURITY_POLICY
+
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+
+    def with_csp(route: Any) -> None:
+        response = route.fetch()
+        headers = {**response.headers, "content-security-policy": CONTENT_SECURITY_POLICY}
+        route.fulfill(response=response, headers=headers)
+
+    context.route(f"{server}/**", with_csp)
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(server)
+    assert "script-src 'self'" in page.evaluate(
+        "fetch(location.href).then(r => r.headers.get('content-security-policy'))"
+    )
+    page.fill("#query", "I forgot my login password")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".hit-question")
+    page.check("input[name=scene][value=images]")
+    page.fill("#query", "a coin")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".image-hit img")
+    first = page.locator(".image-hit img").first  # thumbnails load lazily: the first is in view
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=first.element_handle()
+    )
+    violations = [text for text in console if "Content Security Policy" in text]
+    assert violations == []
+    context.close()
