@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.core.errors import ServiceError
@@ -20,6 +21,8 @@ log = logging.getLogger("mmsearch")
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 500, 503)
 }
+
+HTTP_CODES = {400: "malformed_json", 404: "not_found", 405: "method_not_allowed"}
 
 
 def error_response(
@@ -44,6 +47,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         status, code, message = describe_errors(list(exc.errors()))
         return error_response(status, code, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (unparseable body, unknown path or method) in the one shape.
+        code = HTTP_CODES.get(exc.status_code, "invalid_request")
+        message = "request body is not valid JSON" if code == "malformed_json" else str(exc.detail)
+        return error_response(exc.status_code, code, message[:300])
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -77,7 +77,8 @@ class Preprocessor:
         """Texts into the image space: needs CLIP's text tower."""
         space = self.image_space
         if not hasattr(space, "embed_texts"):
-            raise ModelUnavailable(
+            # Not an outage: this deployment never does it, so retrying cannot help (a 4xx).
+            raise InvalidRequest(
                 "matching text against image pixels needs a CLIP model "
                 "(mmsearch export --kind clip); this deployment has the tiny-image descriptor"
             )
@@ -120,7 +121,10 @@ def routes(preprocessor: Preprocessor, max_image_bytes: int = 5 * 2**20) -> list
         """Embed up to 64 texts (or 8 base64 images into the image space) into L2-normalised
         vectors."""
         if request.space == "text":
-            encoder = preprocessor.text_encoder(request.model)
+            try:
+                encoder = preprocessor.text_encoder(request.model)
+            except ModelUnavailable as exc:  # a model the caller named: a 4xx, not an outage
+                raise InvalidRequest(exc.message) from None
             vectors = preprocessor.embed(request.texts, request.model)
             return EmbedResponse(model=encoder.name, dim=encoder.dim, vectors=vectors.tolist())
         if request.images:

@@ -47,3 +47,12 @@ def qa_once(
 def door(request: pytest.FixtureRequest) -> str:
     """Which front door a test goes through: the Lambda handler or the FastAPI app."""
     return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def qa_and_images_once(qa_once: Settings) -> Settings:
+    """`qa_once` plus 40 Tux Paint stamps in the image corpus (scenes t2i and i2i)."""
+    from tests.functions.test_image_search import index_images, stamps
+
+    index_images(qa_once, _encoder(qa_once.resolved_model_dir), stamps())
+    return qa_once
