@@ -109,7 +109,11 @@ class Indexer:
         collections = self.collections(collection)
         stale = False
         for name, dim in collections.items():
-            if self._vectors.has_collection(name) and not self._vectors.schema_current(name, dim):
+            if not self._vectors.has_collection(name):
+                # New (a second model's collection) or dropped: the documents' fingerprints
+                # in MongoDB say nothing about vectors that are not there.
+                stale = True
+            elif not self._vectors.schema_current(name, dim):
                 # Written by an older version (e.g. without the BM25 text) or another model's
                 # dimension: rebuild every vector.
                 self._vectors.drop(name)
