@@ -25,7 +25,9 @@ from functions.preprocess.app import create_app as preprocess_app
 from functions.preprocess.service import build_preprocessor
 from functions.search.config_source import DEFAULT_CONFIG
 from functions.search.service import build_search_service, dependencies
+from offline.corpus import QADocument
 from offline.export import MIN_COSINE
+from offline.indexer import Indexer
 from offline.local_mongo import LocalMongoServer
 from offline.training_data import PairsError, batches, read_training_data
 from tests.offline.test_cli import SCIFACT, mmsearch
@@ -95,6 +97,17 @@ def test_a_model_names_only_a_text_space_match() -> None:
     config["scenes"]["t2i"]["match"]["experiments"]["image"]["params"]["model"] = TRAINED
     with pytest.raises(ConfigError, match="model names a text encoder"):
         parse_config(yaml.safe_dump(config))
+
+
+def test_a_second_collection_of_a_scene_is_filled_though_the_documents_are_unchanged(
+    indexer: Indexer, settings: Settings, qa_docs: list[QADocument]
+) -> None:
+    collection = collection_name(settings, QA)
+    indexer.run(QA, collection, qa_docs)
+    # Same documents, same model fingerprint (a fine-tune that kept the base weights).
+    report = indexer.run(QA, model_collection(collection, TRAINED), qa_docs)
+    assert (report.embedded, report.vectors) == (30, 30)
+    assert indexer.run(QA, model_collection(collection, TRAINED), qa_docs).embedded == 0
 
 
 def test_train_export_index_and_ab_search_with_the_trained_model(
