@@ -110,8 +110,12 @@ def train(data: TrainingData, config: TrainConfig, progress: Progress | None = N
     model = SentenceTransformer(source, device=device)
     model.max_seq_length = config.max_seq_length
     say(f"device {device}; base {source}")
+    tic = time.perf_counter()
     before = evaluate_model(model, data.validation, config.encode_batch_size)
-    say(f"before: nDCG@10 {before.ndcg_at_10:.4f} on {before.queries} validation queries")
+    say(
+        f"before: nDCG@10 {before.ndcg_at_10:.4f} on {before.queries} validation queries "
+        f"({time.perf_counter() - tic:.0f} s to score)"
+    )
     pairs = data.train
     if config.hard_negatives:
         pairs = mine_negatives(model, data, config)
@@ -135,12 +139,14 @@ def train(data: TrainingData, config: TrainConfig, progress: Progress | None = N
     for epoch, epoch_batches in enumerate(plan, start=1):
         tic = time.perf_counter()
         mean_loss = _epoch(model, loss, optimizer, schedule, epoch_batches, device)
+        trained_at = time.perf_counter()
         metrics = evaluate_model(model, data.validation, config.encode_batch_size)
         report.epochs.append(
             {
                 "epoch": epoch,
                 "loss": round(mean_loss, 5),
-                "seconds": round(time.perf_counter() - tic, 1),
+                "train_seconds": round(trained_at - tic, 1),
+                "eval_seconds": round(time.perf_counter() - trained_at, 1),
                 "validation": metrics.as_json(),
             }
         )
