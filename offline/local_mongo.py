@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from pydantic import SecretStr
 from functions.core.settings import Settings
 
 SERVER_COMMAND = "secantusd-py"
+log = logging.getLogger("mmsearch")
 # A server whose mmsearch was killed gets SIGTERM and checkpoints (about 4 s measured on a
 # few thousand documents) before it lets go of the data folder.
 ORPHAN_WAIT_S = 60.0
@@ -135,6 +137,11 @@ class LocalMongoServer:
             raise LocalMongoError(
                 f"{self.data_dir} is in use by process {owner}: is another mmsearch running?"
             )
+        log.warning(
+            "waiting for the MongoDB server %s of a stopped mmsearch to release %s",
+            server,
+            self.data_dir,
+        )
         deadline = time.monotonic() + timeout_s
         while _is_server_of(server, self.data_dir.resolve()):
             if time.monotonic() > deadline:
