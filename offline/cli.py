@@ -205,6 +205,8 @@ def _index(
     *,
     model: Path | None = None,
 ) -> IndexReport:
+    from pymongo.errors import OperationFailure
+
     from functions.core.encoder import TextEncoder
     from functions.core.errors import ServiceError
     from functions.core.scenes import get_scene
@@ -270,6 +272,8 @@ def _index(
             )
     except (IndexVerificationError, ServiceError) as exc:
         raise _fail(str(exc)) from None
+    except OperationFailure as exc:  # e.g. refused credentials; the reply names no secret
+        raise _fail(f"MongoDB refused the run: {(exc.details or {}).get('errmsg', exc)}") from None
     finally:
         # Milvus clients share one connection per URI: closing here would close the server's.
         documents.close()
