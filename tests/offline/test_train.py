@@ -181,7 +181,8 @@ def _check_ab_search(settings: Settings) -> None:
     reply = client.post("/v1/embed", json={"texts": [query], "model": TRAINED}).json()
     assert (reply["model"], reply["dim"]) == (TRAINED, 384)
     unknown = client.post("/v1/embed", json={"texts": [query], "model": "nope"})
-    assert unknown.status_code == 503 and "not loaded" in unknown.json()["error"]["message"]
+    # A model this deployment never loads: retrying cannot help, so a 4xx.
+    assert unknown.status_code == 422 and "not loaded" in unknown.json()["error"]["message"]
     with pytest.raises(ModelUnavailable):
         build_preprocessor(settings).embed([query], "nope")
 
