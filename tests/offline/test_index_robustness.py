@@ -135,17 +135,22 @@ def _expected_prints(corpus: Path, model_dir: Path) -> dict[str, str]:
     return {d.id: fingerprint(d.model_dump(), model_sha) for d in docs}
 
 
-def _kill_midway(env: dict[str, str], args: list[str]) -> tuple[int, int]:
-    """Start indexing, SIGKILL it once KILL_AFTER_BATCHES batches are stored; returns how many
-    documents it had stored and its MongoDB server, held stopped (SIGSTOP)."""
+def _kill_midway(env: dict[str, str], args: list[str], *, servers_too: bool) -> tuple[int, int]:
+    """Start indexing, SIGKILL it once KILL_AFTER_BATCHES batches are stored (with its Milvus
+    and MongoDB servers if `servers_too`, as a crash would); returns how many documents it
+    had stored, and its MongoDB server, held stopped (SIGSTOP) if that was left running."""
     killed = _index_process(env, *args)
     progress, lines = None, _stderr_lines(killed)
     while progress is None or int(progress[1]) < KILL_AFTER_BATCHES * BATCH:
         progress = _await_line(lines, r"stored (\d+)/")
-    # Its server gets SIGTERM when it dies and lets go of the data folder about 2 s later;
-    # held stopped, it surely still has the folder when the re-run wants it.
-    orphan = int((Path(env["MMSEARCH_HOME"]) / "mongo.pid").read_text().split()[0])
-    os.kill(orphan, signal.SIGSTOP)
+    home = Path(env["MMSEARCH_HOME"])
+    orphan = int((home / "mongo.pid").read_text().split()[0])
+    servers = list(_processes_over(home))
+    assert orphan in servers and len(servers) == 2, servers  # MongoDB's and Milvus Lite's
+    # Left running, its server gets SIGTERM when it dies and lets go of the data folder about
+    # 2 s later; held stopped, it surely still has the folder when the re-run wants it.
+    for pid in servers if servers_too else [orphan]:
+        os.kill(pid, signal.SIGKILL if servers_too else signal.SIGSTOP)
     os.kill(killed.pid, signal.SIGKILL)
     assert killed.wait(timeout=30) == -signal.SIGKILL
     return int(progress[1]), orphan
@@ -168,6 +173,22 @@ def _rerun_past(env: dict[str, str], args: list[str], orphan: int) -> dict[str, 
     return report
 
 
+def _assert_stores_hold_exactly(
+    corpus: Path, model_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    """Milvus and MongoDB hold each id of `corpus` once, with its current fingerprint."""
+    milvus, documents = request.getfixturevalue("stores")
+    expected = _expected_prints(corpus, model_dir)
+    vector_ids = _milvus_ids(milvus)
+    assert len(vector_ids) == len(set(vector_ids)) == len(expected)
+    assert set(vector_ids) == set(expected)
+    count = milvus.query(COLLECTION, output_fields=["count(*)"])[0]["count(*)"]
+    assert count == len(expected)
+    stored_prints = {d["_id"]: d["_fingerprint"] for d in documents.find({}, {"_fingerprint": 1})}
+    assert documents.count_documents({}) == len(expected)
+    assert stored_prints == expected
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("reaper")
 def test_an_indexer_killed_after_some_batches_completes_on_rerun_with_nothing_duplicated(
@@ -175,7 +196,7 @@ def test_an_indexer_killed_after_some_batches_completes_on_rerun_with_nothing_du
 ) -> None:
     corpus = _write_corpus(tmp_path / "corpus.jsonl", 3000)
     args = ["--input", str(corpus), "--batch-size", str(BATCH)]
-    stored, orphan = _kill_midway(env, args)
+    stored, orphan = _kill_midway(env, args, servers_too=False)
     assert KILL_AFTER_BATCHES * BATCH <= stored < 3000
 
     report = _rerun_past(env, args, orphan)
@@ -183,16 +204,24 @@ def test_an_indexer_killed_after_some_batches_completes_on_rerun_with_nothing_du
     assert report["embedded"] == 3000 - report["skipped_unchanged"]
     assert (report["vectors"], report["documents"]) == (3000, 3000)
     assert _processes_over(tmp_path) == {}  # no server of either run is left behind
+    _assert_stores_hold_exactly(corpus, model_dir, request)
 
-    milvus, documents = request.getfixturevalue("stores")
-    expected = _expected_prints(corpus, model_dir)
-    vector_ids = _milvus_ids(milvus)
-    assert len(vector_ids) == len(set(vector_ids)) == 3000
-    assert set(vector_ids) == set(expected)
-    assert milvus.query(COLLECTION, output_fields=["count(*)"])[0]["count(*)"] == 3000
-    stored_prints = {d["_id"]: d["_fingerprint"] for d in documents.find({}, {"_fingerprint": 1})}
-    assert documents.count_documents({}) == 3000
-    assert stored_prints == expected
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("reaper")
+def test_indexing_killed_with_its_store_servers_completes_on_rerun_with_nothing_duplicated(
+    env: dict[str, str], tmp_path: Path, model_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    corpus = _write_corpus(tmp_path / "corpus.jsonl", 3000)
+    args = ["--input", str(corpus), "--batch-size", str(BATCH)]
+    stored, _ = _kill_midway(env, args, servers_too=True)
+
+    rerun = mmsearch(env, "index", *args, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads(rerun.stdout.splitlines()[-1])
+    assert report["skipped_unchanged"] >= stored  # what both stores acknowledged survived
+    assert (report["vectors"], report["documents"]) == (3000, 3000)
+    _assert_stores_hold_exactly(corpus, model_dir, request)
 
 
 def _reindex(env: dict[str, str], path: Path, records: list[dict[str, Any]], *flags: str) -> Any:
