@@ -26,7 +26,7 @@ ASSIGNED = "assigned secret"
 SECRET_PATTERNS = {
     "AWS access key id": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     "private key": re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
-    URI_CREDENTIALS: re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]+:[^\s@/'\"]+@([^\s/:?'\"]+)"),
+    URI_CREDENTIALS: re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]+:([^\s@/'\"]+)@([^\s/:?'\"]+)"),
     "GitHub token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36}\b"),
     "Slack token": re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
     ASSIGNED: re.compile(
@@ -36,6 +36,8 @@ SECRET_PATTERNS = {
 }
 # Reserved names (RFC 2606, 6761) cannot be real hosts: tests use them for fake credentials.
 EXAMPLE_HOST = re.compile(r"(?:^|\.)(?:example\.(?:com|net|org)|example|test|invalid|localhost)$")
+# A password that is filled in at run time: {name}, <name>, ${NAME}, %s.
+PLACEHOLDER = re.compile(r"^(?:\{[^}]*\}|<[^>]*>|\$\{?\w+\}?|%s)$")
 
 
 def secrets_in(text: str) -> list[str]:
@@ -43,7 +45,9 @@ def secrets_in(text: str) -> list[str]:
     found = []
     for kind, pattern in SECRET_PATTERNS.items():
         for match in pattern.finditer(text):
-            if kind == URI_CREDENTIALS and EXAMPLE_HOST.search(match[1]):
+            if kind == URI_CREDENTIALS and (
+                EXAMPLE_HOST.search(match[2]) or PLACEHOLDER.match(match[1])
+            ):
                 continue
             # A real key mixes letters and digits; names like "mmsearch/connections" do not.
             if kind == ASSIGNED and not (
@@ -67,6 +71,8 @@ def test_the_scan_finds_each_kind_of_secret_and_passes_reserved_examples() -> No
     for kind, text in planted.items():
         assert [f.split(" (")[0] for f in secrets_in(text)] == [kind], text
     assert secrets_in("mongodb://app:hunter2@db.example.net/ and http://u:p@localhost:1/") == []
+    assert secrets_in('f"mongodb://{user}:{password}@10.0.0.7/" "redis://:${PW}@cache"') == []
+    assert secrets_in("mongodb://app:{password}x" + "@10.0.0.7/") != []
     assert secrets_in('"MMSEARCH_CONNECTION_SECRET": "mmsearch/connections"') == []
 
 

@@ -189,13 +189,23 @@ def _assert_stores_hold_exactly(
     assert stored_prints == expected
 
 
+@pytest.fixture
+def big_corpus(tmp_path: Path) -> tuple[Path, list[str]]:
+    """3,000 short documents and the `index` arguments that write them 50 at a time."""
+    corpus = _write_corpus(tmp_path / "corpus.jsonl", 3000)
+    return corpus, ["--input", str(corpus), "--batch-size", str(BATCH)]
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("reaper")
 def test_an_indexer_killed_after_some_batches_completes_on_rerun_with_nothing_duplicated(
-    env: dict[str, str], tmp_path: Path, model_dir: Path, request: pytest.FixtureRequest
+    env: dict[str, str],
+    tmp_path: Path,
+    model_dir: Path,
+    big_corpus: tuple[Path, list[str]],
+    request: pytest.FixtureRequest,
 ) -> None:
-    corpus = _write_corpus(tmp_path / "corpus.jsonl", 3000)
-    args = ["--input", str(corpus), "--batch-size", str(BATCH)]
+    corpus, args = big_corpus
     stored, orphan = _kill_midway(env, args, servers_too=False)
     assert KILL_AFTER_BATCHES * BATCH <= stored < 3000
 
@@ -210,10 +220,12 @@ def test_an_indexer_killed_after_some_batches_completes_on_rerun_with_nothing_du
 @pytest.mark.slow
 @pytest.mark.usefixtures("reaper")
 def test_indexing_killed_with_its_store_servers_completes_on_rerun_with_nothing_duplicated(
-    env: dict[str, str], tmp_path: Path, model_dir: Path, request: pytest.FixtureRequest
+    env: dict[str, str],
+    model_dir: Path,
+    big_corpus: tuple[Path, list[str]],
+    request: pytest.FixtureRequest,
 ) -> None:
-    corpus = _write_corpus(tmp_path / "corpus.jsonl", 3000)
-    args = ["--input", str(corpus), "--batch-size", str(BATCH)]
+    corpus, args = big_corpus
     stored, _ = _kill_midway(env, args, servers_too=True)
 
     rerun = mmsearch(env, "index", *args, "--json")
