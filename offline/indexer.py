@@ -122,6 +122,8 @@ class Indexer:
         stored = self._documents.fingerprints(scene.store)
         if stale:
             stored = dict.fromkeys(stored, "")
+        else:
+            stored = self._forget_lost_vectors(list(collections), stored)
         embedded = 0
         # Store writes of batch i overlap the embedding of batch i+1; at most one write is in
         # flight, and a failed write surfaces before the next one starts.
@@ -181,6 +183,15 @@ class Indexer:
             for row, b in enumerate(bodies)
         ]
         return {collection: records}, bodies
+
+    def _forget_lost_vectors(
+        self, collections: list[str], stored: dict[str, str]
+    ) -> dict[str, str]:
+        """A fingerprint promises the document's vectors; where a store lost them (a crashed
+        server), the fingerprint is dropped so that this run embeds the document again."""
+        promised = [i for i, mark in stored.items() if mark]
+        lost = {i for name in collections for i in self._vectors.missing_ids(name, promised)}
+        return {i: "" if i in lost else mark for i, mark in stored.items()}
 
     def _prune(
         self, scene: Scene, collections: list[str], stored: dict[str, str], keep: set[str]

@@ -111,6 +111,10 @@ class LocalMongoServer:
         command = [_server_executable(), "--host", self.host, "--port", str(self.port)]
         # Absolute, so a later run from another folder recognises this server (_await_orphan).
         command += ["--storage-path", str(self.data_dir.resolve()), "--log-level", "WARNING"]
+        # Without it, writes acknowledged in the last second or so are lost when the server is
+        # killed (seen: 150 of 400 indexed documents); a bulk write is one commit, so the fsync
+        # costs little (measured: 3,072 documents in 12 bulk inserts, 0.33 s vs 0.36 s).
+        command.append("--sync-on-commit")
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command,

@@ -20,8 +20,11 @@ from typing import Any
 import pytest
 
 from functions.core.manifest import ModelManifest
-from offline.corpus import read_corpus
-from offline.indexer import fingerprint
+from functions.core.scenes import QA
+from functions.core.settings import Settings
+from functions.core.stores import collection_name, open_vector_store
+from offline.corpus import QADocument, read_corpus
+from offline.indexer import Indexer, fingerprint
 from offline.local_mongo import LocalMongoServer
 from tests.offline.test_cli import FIXTURE, ROOT, env, mmsearch
 
@@ -282,3 +285,17 @@ def test_prune_deletes_documents_that_left_the_input_and_says_how_many(
     expected = _expected_prints(tmp_path / "fewer.jsonl", model_dir)
     assert sorted(_milvus_ids(milvus)) == sorted(expected)
     assert {d["_id"]: d["_fingerprint"] for d in documents.find()} == expected
+
+
+def test_vectors_a_crashed_store_lost_are_embedded_again_by_the_next_run(
+    settings: Settings, indexer: Indexer, qa_docs: list[QADocument]
+) -> None:
+    collection = collection_name(settings, QA)
+    indexer.run(QA, collection, qa_docs)
+    vectors = open_vector_store(settings)
+    lost = [d.id for d in qa_docs[5:8]]
+    vectors.delete(collection, lost)  # MongoDB still holds their fingerprints
+
+    report = indexer.run(QA, collection, qa_docs)
+    assert (report.embedded, report.vectors, report.documents) == (3, 30, 30)
+    assert vectors.missing_ids(collection, lost) == []
