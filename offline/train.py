@@ -107,7 +107,9 @@ def train(data: TrainingData, config: TrainConfig, progress: Progress | None = N
     _seed(config.seed)
     device = pick_device()
     source = config.base or default_model_source()
-    model = SentenceTransformer(source, device=device)
+    # Train in float32 whatever the checkpoint holds: transformers loads a half-precision
+    # checkpoint as half, and AdamW on fp16 weights turns the loss into NaN.
+    model = SentenceTransformer(source, device=device, model_kwargs={"dtype": torch.float32})
     model.max_seq_length = config.max_seq_length
     say(f"device {device}; base {source}")
     tic = time.perf_counter()
