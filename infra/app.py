@@ -57,8 +57,7 @@ def build_app(
         f"{prefix}-observability",
         config=config,
         api=api.api,
-        functions={name: alias for name, alias in api.functions.items()}
-        | {"indexing": indexing.function},
+        functions={**api.functions, "indexing": indexing.function},
         state_machine=indexing.state_machine,
         env=env,
     )

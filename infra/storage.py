@@ -44,6 +44,26 @@ def private_bucket(scope: Construct, construct_id: str, **props: Any) -> s3.Buck
     )
 
 
+def logged_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    config: DeployConfig,
+    role: str,
+    access_logs: s3.IBucket,
+    **props: Any,
+) -> s3.Bucket:
+    """A private bucket named `bucket_name(config, role)`, logging its access under s3/<role>/."""
+    return private_bucket(
+        scope,
+        construct_id,
+        bucket_name=bucket_name(config, role),
+        server_access_logs_bucket=access_logs,
+        server_access_logs_prefix=f"s3/{role}/",
+        **props,
+    )
+
+
 class StorageStack(Stack):
     """The model bucket (versioned), the data bucket (corpora and indexing runs), access logs,
     and the secret holding the Milvus and MongoDB connection strings."""
@@ -60,21 +80,21 @@ class StorageStack(Stack):
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.model_bucket = private_bucket(
+        self.model_bucket = logged_bucket(
             self,
             "Models",
-            bucket_name=bucket_name(config, "models"),
+            config=config,
+            role="models",
+            access_logs=self.access_logs,
             versioned=True,  # a pushed model version is never overwritten in place
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="s3/models/",
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.data_bucket = private_bucket(
+        self.data_bucket = logged_bucket(
             self,
             "Data",
-            bucket_name=bucket_name(config, "data"),
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="s3/data/",
+            config=config,
+            role="data",
+            access_logs=self.access_logs,
             lifecycle_rules=[s3.LifecycleRule(prefix="runs/", expiration=Duration.days(30))],
             removal_policy=RemovalPolicy.RETAIN,
         )

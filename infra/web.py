@@ -13,7 +13,7 @@ from constructs import Construct
 
 from infra.config import DeployConfig
 from infra.nag import acknowledge, acknowledge_bucket_deployment, arn_pattern
-from infra.storage import StorageStack, bucket_name, private_bucket
+from infra.storage import StorageStack, logged_bucket
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 # Images come from the media bucket or any https origin; the API from API Gateway.
@@ -38,12 +38,12 @@ class WebStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.bucket = private_bucket(
+        self.bucket = logged_bucket(
             self,
             "Site",
-            bucket_name=bucket_name(config, "site"),
-            server_access_logs_bucket=storage.access_logs,
-            server_access_logs_prefix="s3/site/",
+            config=config,
+            role="site",
+            access_logs=storage.access_logs,
             removal_policy=RemovalPolicy.DESTROY,
             auto_delete_objects=True,
         )
