@@ -252,5 +252,7 @@ def test_the_page_works_under_the_security_headers_cloudfront_sends(
         "img => img.complete && img.naturalWidth > 0", arg=first.element_handle()
     )
     violations = [text for text in console if "Content Security Policy" in text]
-    assert violations == []
+    # Lazy thumbnails may still be in flight: their routed fetches must not outlive the page.
+    context.unroute_all(behavior="ignoreErrors")
     context.close()
+    assert violations == []
