@@ -55,8 +55,8 @@ audit: install
 	$(BIN)/python .ci/audit.py --lock $(LOCK)
 
 lint: install
-	$(BIN)/ruff check functions offline infra tests
-	$(BIN)/ruff format --check functions offline infra tests
+	$(BIN)/ruff check functions indexing offline infra tests
+	$(BIN)/ruff format --check functions indexing offline infra tests
 
 types: install
 	$(BIN)/mypy

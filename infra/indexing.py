@@ -2,8 +2,8 @@
 distributed Map over the shards → Finalize (index, verify both stores, switch the alias) →
 Indexed; any step failing after its retries ends in `IndexingFailed` with its error and cause.
 
-One function runs every step (`offline.batch.handler`); the SageMaker branch runs the same
-shard code in a container (`python -m offline.batch.processing`), one processing job a shard.
+One function runs every step (`indexing.batch.handler`); the SageMaker branch runs the same
+shard code in a container (`python -m indexing.batch.processing`), one processing job a shard.
 Buckets are named by `infra.storage.bucket_name` (no cross-stack exports, nameable findings).
 """
 
@@ -27,8 +27,8 @@ from infra.nag import acknowledge, arn_pattern
 from infra.processing import PROCESSING_JOBS, PROCESSING_LOGS, ProcessingJobs
 from infra.storage import bucket_arn, bucket_name, nag_bucket_arn
 
-HANDLER = "offline.batch.handler.handler"
-RUNS = "runs/"  # offline.batch.events.RUNS_PREFIX: shards, manifests, reports
+HANDLER = "indexing.batch.handler.handler"
+RUNS = "runs/"  # indexing.batch.events.RUNS_PREFIX: shards, manifests, reports
 SAGEMAKER_SHARD_DOCS = 50_000  # one processing job each; a DeployConfig field if it must vary
 LAMBDA_MAP_CONCURRENCY = 10  # shards written at once: the stores' write load, not Lambda's
 SAGEMAKER_MAP_CONCURRENCY = 4

@@ -40,7 +40,7 @@ PYTHON_VERSION = "3.12"
 # pyproject, so they cannot drift). boto3 is left out on purpose: the python3.12 runtime has it.
 _ENCODING = ("onnxruntime", "tokenizers", "numpy", "pillow", "pydantic", "aws-lambda-powertools")
 # Search can run preprocess and summary in-process (functions/composed), so it needs theirs too;
-# indexing (offline/indexer.py, offline/batch) needs the same set, which then installs once.
+# indexing (indexing/indexer.py, indexing/batch) needs the same set, which then installs once.
 _EVERYTHING = (*_ENCODING, "pyyaml", "snowballstemmer", "pymilvus", "pymongo")
 DEPENDENCIES: dict[FunctionName, tuple[str, ...]] = {
     "preprocess": _ENCODING,
@@ -70,7 +70,7 @@ SOURCES: dict[FunctionName, tuple[str, ...]] = {
         "functions/composed",
     ),
     "summary": ("functions/__init__.py", "functions/core", "functions/summary"),
-    "indexing": ("functions", "offline"),
+    "indexing": ("functions", "indexing"),
 }
 
 # Test suites shipped inside wheels: never imported at run time, tens of MB.

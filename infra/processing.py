@@ -1,5 +1,5 @@
 """The SageMaker side of batch indexing: the processing image, its role, and the state that
-runs one processing job on one shard (the same `offline` shard code as the Lambda branch)."""
+runs one processing job on one shard (the same `indexing` shard code as the Lambda branch)."""
 
 from __future__ import annotations
 
@@ -148,12 +148,12 @@ class ProcessingJobs(Construct):
 
 def processing_image_context(build: Path = REPO / "build" / "processing-image") -> Path:
     """A small Docker context for the processing image: our two packages, the indexing
-    function's pinned requirements and offline/batch/Dockerfile (never the repository root)."""
+    function's pinned requirements and indexing/batch/Dockerfile (never the repository root)."""
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "bench", "Dockerfile")
-    for name in ("functions", "offline"):
+    for name in ("functions", "indexing"):
         shutil.copytree(REPO / name, build / name, ignore=ignore)
     (build / "requirements.txt").write_text("\n".join(requirements("indexing")) + "\n")
-    shutil.copy(REPO / "offline" / "batch" / "Dockerfile", build / "Dockerfile")
+    shutil.copy(REPO / "indexing" / "batch" / "Dockerfile", build / "Dockerfile")
     return build

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from rich.progress import TaskID
 
-    from offline.indexer import IndexReport
+    from indexing.indexer import IndexReport
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
@@ -189,7 +189,7 @@ def _on_batch(progress: Progress, task: TaskID, total: int) -> Callable[[int], N
 
 
 def _read_images(settings: Settings, path: Path) -> Any:
-    from offline.image_corpus import check_images, read_image_corpus
+    from indexing.image_corpus import check_images, read_image_corpus
 
     corpus = read_image_corpus(path)
     return check_images(corpus, settings.max_image_pixels)
@@ -216,8 +216,8 @@ def _index(
         open_document_store,
         open_vector_store,
     )
-    from offline.corpus import read_corpus
-    from offline.indexer import Indexer, IndexVerificationError
+    from indexing.corpus import read_corpus
+    from indexing.indexer import Indexer, IndexVerificationError
 
     try:
         scene = get_scene(scene_name)
@@ -248,8 +248,8 @@ def _index(
     )
     if scene.kind == "image":
         from functions.core.image_space import load_image_space
-        from offline.image_indexer import ImageIndexer
-        from offline.media import LocalMedia
+        from indexing.image_indexer import ImageIndexer
+        from indexing.media import LocalMedia
 
         indexer = ImageIndexer(
             encoder,
@@ -452,7 +452,7 @@ def _model_label(folder: Path) -> str:
 
 def _demo_images(settings: Settings) -> Path | None:
     """Tux Paint's captioned stamps as a JSON-lines corpus, if Debian's package is there."""
-    from offline.image_corpus import TUXPAINT_STAMPS, tuxpaint_corpus, write_jsonl
+    from indexing.image_corpus import TUXPAINT_STAMPS, tuxpaint_corpus, write_jsonl
 
     if not TUXPAINT_STAMPS.is_dir():
         console.print(

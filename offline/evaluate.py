@@ -21,8 +21,8 @@ from functions.preprocess.service import Preprocessor
 from functions.search.clients import InProcessDocuments, InProcessEmbedder
 from functions.search.config_source import StaticConfig
 from functions.search.service import SearchService, config_source
-from offline.corpus import QADocument, read_corpus
-from offline.indexer import Indexer
+from indexing.corpus import QADocument, read_corpus
+from indexing.indexer import Indexer
 
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, list[str]]

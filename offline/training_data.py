@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from functions.core.scenes import QA
-from offline.corpus import read_corpus
+from indexing.corpus import read_corpus
 from offline.evaluate import Qrels, read_qrels, read_queries
 
 

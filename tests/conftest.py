@@ -15,8 +15,8 @@ from functions.core.encoder import TextEncoder
 from functions.core.scenes import QA
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_document_store, open_vector_store
-from offline.corpus import QADocument, read_corpus
-from offline.indexer import Indexer
+from indexing.corpus import QADocument, read_corpus
+from indexing.indexer import Indexer
 from offline.local_mongo import LocalMongoServer
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"

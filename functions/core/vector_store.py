@@ -31,7 +31,7 @@ ID_MAX_LENGTH = 512
 FILTER_VALUE_MAX_LENGTH = 256
 FILTER_MAX_VALUES = 64
 # Milvus Lite 2.5 answers UNIMPLEMENTED to aliases (and renames), so batch indexing
-# (offline/batch/aliases.py) keeps a Lite file's aliases in this collection: {id: alias, target}.
+# (indexing/batch/aliases.py) keeps a Lite file's aliases in this collection: {id: alias, target}.
 LITE_ALIASES = "mmsearch_lite_aliases"
 # Calls that change nothing, so a failed one is safely retried.
 READS = frozenset(

@@ -18,8 +18,8 @@ from functions.core.encoder import TextEncoder
 from functions.core.scenes import QA
 from functions.core.settings import Settings
 from functions.core.stores import collection_name
-from offline.corpus import QADocument
-from offline.indexer import Indexer
+from indexing.corpus import QADocument
+from indexing.indexer import Indexer
 from offline.local_mongo import free_port
 from tests.functions.test_image_search import COINS, index_images, stamps
 

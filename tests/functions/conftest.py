@@ -12,8 +12,8 @@ from pydantic import SecretStr
 from functions.core.scenes import QA
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_document_store, open_vector_store
-from offline.corpus import read_corpus
-from offline.indexer import Indexer
+from indexing.corpus import read_corpus
+from indexing.indexer import Indexer
 from offline.local_mongo import LocalMongoServer
 from tests.conftest import FIXTURES, _encoder
 

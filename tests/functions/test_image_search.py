@@ -19,10 +19,10 @@ from functions.core.image_space import load_image_space
 from functions.core.scenes import T2I
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_document_store, open_vector_store
-from offline.image_corpus import TUXPAINT_STAMPS, ImageDocument, tuxpaint_corpus
-from offline.image_indexer import ImageIndexer
-from offline.indexer import IndexReport
-from offline.media import LocalMedia
+from indexing.image_corpus import TUXPAINT_STAMPS, ImageDocument, tuxpaint_corpus
+from indexing.image_indexer import ImageIndexer
+from indexing.indexer import IndexReport
+from indexing.media import LocalMedia
 
 COINS = "symbols/money/us/coins"
 

@@ -25,13 +25,13 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from functions.core.scenes import QA
 from functions.core.settings import Settings
 from functions.core.stores import open_document_store, open_vector_store
+from indexing.batch import handler as batch_handler
+from indexing.batch.aliases import open_aliases
 from infra.config import DeployConfig
 from infra.functions import placement
 from infra.indexing import IndexingStack
 from infra.nag import check
 from infra.storage import StorageStack
-from offline.batch import handler as batch_handler
-from offline.batch.aliases import open_aliases
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 BUCKET = f"mmsearch-data-{ACCOUNT}-{REGION}"  # infra.storage.bucket_name, resolved
@@ -182,7 +182,7 @@ def aws(
             FunctionName="mmsearch-indexing",
             Runtime="python3.12",
             Role=role,
-            Handler="offline.batch.handler.handler",
+            Handler="indexing.batch.handler.handler",
             Code={"ZipFile": archive.getvalue()},
         )["FunctionArn"]
         sfn = boto3.client("stepfunctions", region_name=REGION)
@@ -311,8 +311,8 @@ def test_the_sagemaker_branch_runs_one_processing_job_per_shard_with_the_same_co
     assert parameters["ProcessingInputs"][0]["S3Input"]["LocalPath"].startswith(
         "/opt/ml/processing/input"
     )
-    dockerfile = (Path(__file__).parents[2] / "offline/batch/Dockerfile").read_text()
-    assert 'ENTRYPOINT ["python", "-m", "offline.batch.processing"]' in dockerfile
+    dockerfile = (Path(__file__).parents[2] / "indexing/batch/Dockerfile").read_text()
+    assert 'ENTRYPOINT ["python", "-m", "indexing.batch.processing"]' in dockerfile
 
 
 def test_the_state_machine_logs_every_transition_without_data_and_is_traced(
@@ -324,7 +324,7 @@ def test_the_state_machine_logs_every_transition_without_data_and_is_traced(
     assert properties["LoggingConfiguration"]["Level"] == "ALL"
     assert properties["LoggingConfiguration"]["IncludeExecutionData"] is False
     (function,) = resources(template, "AWS::Lambda::Function").values()
-    assert function["Properties"]["Handler"] == "offline.batch.handler.handler"
+    assert function["Properties"]["Handler"] == "indexing.batch.handler.handler"
     assert function["Properties"]["Runtime"] == "python3.12"
 
 

@@ -46,14 +46,14 @@ EXPECTED_SOURCES: dict[FunctionName, set[str]] = {
         "functions/composed/handler.py",
     },
     "summary": {"functions/summary/handler.py", "functions/core/connection.py"},
-    "indexing": {"offline/indexer.py", "offline/corpus.py", "functions/core/encoder.py"},
+    "indexing": {"indexing/indexer.py", "indexing/corpus.py", "functions/core/encoder.py"},
 }
 # What each bundle must import on Python 3.12 from the bundle alone (boto3 comes with Lambda).
 IMPORTS: dict[FunctionName, list[str]] = {
     "preprocess": ["functions.preprocess.service", "functions.core.lambda_http"],
     "search": ["functions.search.service", "functions.composed.service", "pymilvus", "pymongo"],
     "summary": ["functions.summary.service", "functions.core.connection", "pymongo"],
-    "indexing": ["offline.indexer", "offline.image_indexer", "pymilvus", "pymongo"],
+    "indexing": ["indexing.indexer", "indexing.image_indexer", "pymilvus", "pymongo"],
 }
 
 

@@ -17,16 +17,16 @@ from functions.core.scenes import QA
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_document_store, open_vector_store
 from functions.core.vector_store import MilvusVectorStore
-from offline.batch.aliases import AliasConflict, open_aliases
-from offline.batch.events import RunPlan, ShardRef, Split
-from offline.batch.handler import Runtime, dispatch
-from offline.batch.objects import InputNotFound
-from offline.batch.plan import InvalidCorpus
-from offline.batch.processing import open_indexer, process_folder
-from offline.batch.settings import BatchSettings
-from offline.batch.shard import shard_body
-from offline.corpus import QADocument
-from offline.indexer import Indexer, IndexVerificationError
+from indexing.batch.aliases import AliasConflict, open_aliases
+from indexing.batch.events import RunPlan, ShardRef, Split
+from indexing.batch.handler import Runtime, dispatch
+from indexing.batch.objects import InputNotFound
+from indexing.batch.plan import InvalidCorpus
+from indexing.batch.processing import open_indexer, process_folder
+from indexing.batch.settings import BatchSettings
+from indexing.batch.shard import shard_body
+from indexing.corpus import QADocument
+from indexing.indexer import Indexer, IndexVerificationError
 
 BUCKET = "mmsearch-data-test"
 

@@ -23,8 +23,8 @@ from functions.core.manifest import ModelManifest
 from functions.core.scenes import QA
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_vector_store
-from offline.corpus import QADocument, read_corpus
-from offline.indexer import Indexer, fingerprint
+from indexing.corpus import QADocument, read_corpus
+from indexing.indexer import Indexer, fingerprint
 from offline.local_mongo import LocalMongoServer
 from tests.offline.test_cli import FIXTURE, ROOT, env, mmsearch
 

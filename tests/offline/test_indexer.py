@@ -7,8 +7,8 @@ import pytest
 from functions.core.scenes import QA
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_document_store, open_vector_store
-from offline.corpus import QADocument
-from offline.indexer import Indexer, IndexVerificationError
+from indexing.corpus import QADocument
+from indexing.indexer import Indexer, IndexVerificationError
 
 
 def _counts(settings: Settings) -> tuple[int, int]:

@@ -25,10 +25,10 @@ from functions.preprocess.app import create_app as preprocess_app
 from functions.preprocess.service import build_preprocessor
 from functions.search.config_source import DEFAULT_CONFIG
 from functions.search.service import build_search_service, dependencies
-from offline.corpus import QADocument
+from indexing.corpus import QADocument
+from indexing.indexer import Indexer
 from offline.demo_corpus import most_familiar, read_wordnet
 from offline.export import MIN_COSINE
-from offline.indexer import Indexer
 from offline.local_mongo import LocalMongoServer
 from offline.training_data import PairsError, batches, read_training_data
 from tests.offline.test_cli import SCIFACT, mmsearch

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from functions.core.images import ACCEPTED_FORMATS
 from functions.core.vector_store import FILTER_MAX_VALUES, ID_MAX_LENGTH
-from offline.corpus import InvalidRecord, short_filter_values
+from indexing.corpus import InvalidRecord, short_filter_values
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")
 INDEX_NAMES = ("images.jsonl", "index.jsonl")

@@ -10,7 +10,7 @@ from functions.core.scenes import Scene, get_scene
 from functions.core.settings import Settings
 from functions.core.stores import collection_name
 from functions.core.vector_store import VectorStore, auto_nlist
-from offline.batch.events import (
+from indexing.batch.events import (
     MAX_REPORTED_INVALID,
     RUNS_PREFIX,
     InvalidLine,
@@ -19,9 +19,9 @@ from offline.batch.events import (
     ShardRef,
     Split,
 )
-from offline.batch.objects import ObjectStore, parse_s3_uri
-from offline.batch.settings import BatchSettings
-from offline.batch.shard import parse_corpus, shard_body
+from indexing.batch.objects import ObjectStore, parse_s3_uri
+from indexing.batch.settings import BatchSettings
+from indexing.batch.shard import parse_corpus, shard_body
 
 
 class InvalidCorpus(Exception):

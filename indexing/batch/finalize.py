@@ -6,12 +6,12 @@ import json
 
 from functions.core.document_store import DocumentStore
 from functions.core.vector_store import VectorStore
-from offline.batch.aliases import CollectionAliases, switch_alias
-from offline.batch.events import Finalized, RunPlan, ShardRef, Split
-from offline.batch.objects import ObjectStore
-from offline.batch.plan import text_scene
-from offline.batch.shard import parse_corpus
-from offline.indexer import IndexVerificationError
+from indexing.batch.aliases import CollectionAliases, switch_alias
+from indexing.batch.events import Finalized, RunPlan, ShardRef, Split
+from indexing.batch.objects import ObjectStore
+from indexing.batch.plan import text_scene
+from indexing.batch.shard import parse_corpus
+from indexing.indexer import IndexVerificationError
 
 
 def run_ids(plan: RunPlan, split: Split, objects: ObjectStore) -> list[str]:

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from functions.core.scenes import Scene
-from offline.batch.events import RunPlan, ShardRef, ShardResult
-from offline.batch.objects import ObjectStore
-from offline.corpus import Corpus, QADocument, read_corpus
-from offline.indexer import Indexer
+from indexing.batch.events import RunPlan, ShardRef, ShardResult
+from indexing.batch.objects import ObjectStore
+from indexing.corpus import Corpus, QADocument, read_corpus
+from indexing.indexer import Indexer
 
 
 class ShardIndexer(Indexer):

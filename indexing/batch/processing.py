@@ -1,6 +1,6 @@
-"""SageMaker processing entry point: `python -m offline.batch.processing --scene qa
+"""SageMaker processing entry point: `python -m indexing.batch.processing --scene qa
 --collection NAME`, indexing every shard file SageMaker copied under the input folder with
-the same code as the Lambda Map (`offline.batch.shard`)."""
+the same code as the Lambda Map (`indexing.batch.shard`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 from functions.core.encoder import TextEncoder
 from functions.core.stores import open_document_store, open_vector_store
-from offline.batch.events import ShardResult
-from offline.batch.plan import text_scene
-from offline.batch.settings import BatchSettings, load_settings
-from offline.batch.shard import ShardIndexer, index_shard_file
+from indexing.batch.events import ShardResult
+from indexing.batch.plan import text_scene
+from indexing.batch.settings import BatchSettings, load_settings
+from indexing.batch.shard import ShardIndexer, index_shard_file
 
 INPUT_DIR = Path("/opt/ml/processing/input")
 
@@ -43,7 +43,7 @@ def open_indexer(settings: BatchSettings) -> ShardIndexer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m offline.batch.processing")
+    parser = argparse.ArgumentParser(prog="python -m indexing.batch.processing")
     parser.add_argument("--scene", required=True)
     parser.add_argument("--collection", required=True, help="the run's collection")
     parser.add_argument("--input-dir", type=Path, default=INPUT_DIR)

@@ -14,9 +14,9 @@ from functions.core.image_space import ImageSpaceEncoder, space_identity
 from functions.core.scenes import Scene
 from functions.core.stores import image_collection
 from functions.core.vector_store import VectorRecord, VectorStore
-from offline.image_corpus import ImageDocument
-from offline.indexer import Indexer, PreparedBatch
-from offline.media import LocalMedia
+from indexing.image_corpus import ImageDocument
+from indexing.indexer import Indexer, PreparedBatch
+from indexing.media import LocalMedia
 
 
 class ImageIndexer(Indexer):

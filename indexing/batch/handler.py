@@ -15,19 +15,19 @@ from pydantic import TypeAdapter
 from functions.core.encoder import TextEncoder
 from functions.core.manifest import ModelManifest
 from functions.core.stores import open_document_store, open_vector_store
-from offline.batch.aliases import open_aliases
-from offline.batch.events import (
+from indexing.batch.aliases import open_aliases
+from indexing.batch.events import (
     EmbedEvent,
     FinalizeEvent,
     SplitEvent,
     StepEvent,
     ValidateEvent,
 )
-from offline.batch.finalize import finalize
-from offline.batch.objects import ObjectStore
-from offline.batch.plan import nlist_for, split, text_scene, validate
-from offline.batch.settings import BatchSettings, load_settings
-from offline.batch.shard import ShardIndexer, embed_shard
+from indexing.batch.finalize import finalize
+from indexing.batch.objects import ObjectStore
+from indexing.batch.plan import nlist_for, split, text_scene, validate
+from indexing.batch.settings import BatchSettings, load_settings
+from indexing.batch.shard import ShardIndexer, embed_shard
 
 LOG = logging.getLogger("mmsearch.batch")
 EVENTS: TypeAdapter[StepEvent] = TypeAdapter(StepEvent)
