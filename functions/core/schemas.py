@@ -85,12 +85,27 @@ class Hit(BaseModel):
         description="Ranking score, higher is better (its scale depends on "
         "the match and rank experiments: cosine, BM25, fused)."
     )
+    relevance: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Calibrated relevance in [0, 1]: the share of hits at this raw score that "
+        "were relevant in the scene's labelled sets (same match mode). Comparable across modes, "
+        "unlike `score`.",
+    )
     document: dict[str, Any] | None = Field(description="None when the document is missing.")
     highlights: dict[str, list[Span]] = Field(
         default_factory=dict,
         description="Field -> [start, end) code-point offsets of query terms in that value.",
     )
     snippet: Snippet | None = None
+
+
+class Spelling(BaseModel):
+    """A "did you mean" from the corpus vocabulary; `applied` when the hits are for it."""
+
+    suggestion: str
+    applied: bool
 
 
 class Timings(BaseModel):
@@ -110,6 +125,14 @@ class SearchResponse(BaseModel):
         False,
         description="True when the documents could not be fetched and the hits come without"
         " them (only where MMSEARCH_DEGRADE_WITHOUT_DOCUMENTS allows it).",
+    )
+    weak_match: bool = Field(
+        False,
+        description="True when the best hit's relevance is below the scene's threshold: no "
+        "close match, these are the nearest results.",
+    )
+    spelling: Spelling | None = Field(
+        None, description="A spelling suggestion for the query, and whether it was applied."
     )
 
 
