@@ -16,10 +16,14 @@ function apiBaseUrl() {
   return baseUrlPromise;
 }
 
-/** An API failure the page can show: `code` and `message` from the server, HTTP `status` (0 if none). */
+/**
+ * An API failure the page can show: the server's stable `code`, HTTP `status` (0 if none) and
+ * retry hint. The server's own message is deliberately not kept: the page shows a fixed
+ * message per code (messages.js), so nothing internal can reach the screen.
+ */
 export class ApiError extends Error {
-  constructor({ code, message, status = 0, retryAfter = null }) {
-    super(message);
+  constructor({ code, status = 0, retryAfter = null }) {
+    super(code);
     this.name = "ApiError";
     this.code = code;
     this.status = status;
@@ -42,17 +46,33 @@ function retryAfterSeconds(response) {
 
 function errorFromResponse(response, body) {
   const detail = body && typeof body === "object" ? body.error ?? {} : {};
-  return new ApiError({
-    code: typeof detail.code === "string" ? detail.code : `http_${response.status}`,
-    // API Gateway's own errors carry a top-level "message" instead of "error".
-    message:
-      (typeof detail.message === "string" && detail.message) ||
-      (typeof body?.message === "string" && body.message) ||
-      response.statusText ||
-      `Request failed with status ${response.status}`,
-    status: response.status,
-    retryAfter: retryAfterSeconds(response),
-  });
+  const code = typeof detail.code === "string" && /^[a-z0-9_]{1,64}$/.test(detail.code)
+    ? detail.code
+    : `http_${response.status}`;
+  return new ApiError({ code, status: response.status, retryAfter: retryAfterSeconds(response) });
+}
+
+async function post(path, request, signal) {
+  let response;
+  try {
+    response = await fetch(`${await apiBaseUrl()}${path}`, { method: "POST", ...request, signal });
+  } catch (cause) {
+    if (cause?.name === "AbortError") throw cause;
+    throw new ApiError({ code: "network_error" });
+  }
+  const body = await readJson(response);
+  if (!response.ok) throw errorFromResponse(response, body);
+  if (!body || typeof body !== "object") {
+    throw new ApiError({ code: "bad_response", status: response.status });
+  }
+  return body;
+}
+
+function jsonRequest(body) {
+  return {
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify(body),
+  };
 }
 
 /** The server's health: model names, including the image space in use. */
@@ -75,45 +95,66 @@ export async function scenes() {
   }
 }
 
+function spellingOf(value) {
+  if (!value || typeof value !== "object" || typeof value.suggestion !== "string") return null;
+  return { suggestion: value.suggestion, applied: value.applied === true };
+}
+
 /**
- * Search a scene and return `{hits, timings_ms, experiments}`; with `image` (a File) the
- * image is uploaded as multipart/form-data (scene i2i).
+ * Search a scene; with `image` (a Blob) the image is uploaded as multipart/form-data (scene
+ * i2i). Returns `{hits, timings_ms, experiments, weakMatch, spelling}`; fields a server does
+ * not send yet (`weak_match`, `spelling`, a hit's `relevance`) come back false/null.
  * Throws ApiError for non-2xx answers, unreadable bodies and network failures.
  */
-export async function search({ scene, query, image = null, topK = 10, forced = {}, signal } = {}) {
+export async function search({
+  scene, query, image = null, topK = 10, filters = null, userId = null, forced = {}, signal,
+} = {}) {
   const debug = Object.keys(forced).length > 0 ? { experiments: forced } : undefined;
-  const url = `${await apiBaseUrl()}/v1/search`;
   let request;
   if (image) {
     const form = new FormData();
     form.append("scene", scene);
     form.append("top_k", String(topK));
     form.append("image", image, image.name || "image");
+    if (userId) form.append("user_id", userId);
+    if (filters) form.append("filters", JSON.stringify(filters));
     if (debug) form.append("debug", JSON.stringify(debug));
-    request = { method: "POST", headers: { Accept: "application/json" }, body: form };
+    request = { headers: { Accept: "application/json" }, body: form };
   } else {
-    request = {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ scene, query, top_k: topK, debug }),
-    };
+    const body = { scene, query, top_k: topK, debug };
+    if (userId) body.user_id = userId;
+    if (filters) body.filters = filters;
+    request = jsonRequest(body);
   }
-  let response;
+  const body = await post("/v1/search", request, signal);
+  if (!Array.isArray(body.hits)) throw new ApiError({ code: "bad_response", status: 200 });
+  return {
+    hits: body.hits,
+    timings_ms: body.timings_ms ?? {},
+    experiments: body.experiments ?? {},
+    weakMatch: body.weak_match === true,
+    spelling: spellingOf(body.spelling),
+  };
+}
+
+/** Documents of a scene by id (`POST /v1/documents:batchGet`): `{documents, missing}`. */
+export async function documents({ scene, ids, signal } = {}) {
+  const body = await post("/v1/documents:batchGet", jsonRequest({ scene, ids }), signal);
+  return {
+    documents: Array.isArray(body.documents) ? body.documents : [],
+    missing: Array.isArray(body.missing) ? body.missing : [],
+  };
+}
+
+/** The bytes of an image the page shows (to search with it); ApiError image_unavailable. */
+export async function imageBytes(url, name, signal) {
   try {
-    response = await fetch(url, { ...request, signal });
+    const response = await fetch(url, { signal });
+    if (!response.ok) throw new Error(String(response.status));
+    const blob = await response.blob();
+    return new File([blob], name || "image", { type: blob.type });
   } catch (cause) {
     if (cause?.name === "AbortError") throw cause;
-    throw new ApiError({ code: "network_error", message: "Could not reach the search service." });
+    throw new ApiError({ code: "image_unavailable" });
   }
-
-  const body = await readJson(response);
-  if (!response.ok) throw errorFromResponse(response, body);
-  if (!body || !Array.isArray(body.hits)) {
-    throw new ApiError({
-      code: "bad_response",
-      message: "The search service sent an unreadable answer.",
-      status: response.status,
-    });
-  }
-  return { hits: body.hits, timings_ms: body.timings_ms ?? {}, experiments: body.experiments ?? {} };
 }

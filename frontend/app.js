@@ -1,177 +1,300 @@
-// Search page: reads the form, calls the API and renders hits, timings and errors.
-// Server strings only ever reach the DOM through textContent.
-import { health, scenes, search } from "./api.js";
+// Search page: keeps the state in the URL, calls the API, renders hits, notices and errors.
+// One search asks for the first 100 hits (the API's ceiling); "More results" reveals them a
+// page at a time, appended in place, so paging is instant and the order cannot shift.
+import { documents, health, imageBytes, scenes, search } from "./api.js";
+import { errorMessage } from "./messages.js";
+import { element, imageCaption, readableTag, renderHit, renderImageHit, safeUrl } from "./render.js";
+import { MAX_RESULTS, searchKey, stateFromUrl, urlFor } from "./state.js";
+import { openViewer } from "./viewer.js";
 
-const TIMING_STAGES = ["preprocess", "match", "rank", "summary", "total"];
+const $ = (id) => document.getElementById(id);
+const form = $("search-form");
+const queryInput = $("query");
+const topKSelect = $("top-k");
+const examples = $("examples");
+const statusLine = $("status");
+const notice = $("notice");
+const errorBox = $("error");
+const timingsLine = $("timings");
+const results = $("results");
+const sceneSwitch = $("scene-switch");
+const imageDrop = $("image-drop");
+const imageFile = $("image-file");
+const queryImage = $("query-image");
+const filterLine = $("filter");
+const modeLine = $("mode");
+const debugLayers = $("debug-layers");
+const debugRan = $("debug-ran");
+const moreButton = $("more");
+const endNote = $("end-note");
 
-const form = document.getElementById("search-form");
-const queryInput = document.getElementById("query");
-const topKSelect = document.getElementById("top-k");
-const examples = document.getElementById("examples");
-const statusLine = document.getElementById("status");
-const errorBox = document.getElementById("error");
-const timingsLine = document.getElementById("timings");
-const results = document.getElementById("results");
-const sceneSwitch = document.getElementById("scene-switch");
-const queryLabel = document.getElementById("query-label");
-const imageDrop = document.getElementById("image-drop");
-const imageFile = document.getElementById("image-file");
-const modeLine = document.getElementById("mode");
-
-const tagline = document.getElementById("tagline");
 const MODES = {
   qa: {
     label: "Describe what you are looking for",
     placeholder: "e.g. a large animal with a trunk",
     tagline: "Describe it, find the word — semantic search over WordNet",
+    filterField: "category",
   },
   images: {
     label: "Describe the picture you want",
     placeholder: "e.g. a coin, a red fish, a train",
     tagline: "Find pictures by words or by a picture — Tux Paint's stamps",
+    filterField: "tags",
   },
 };
-const debugLayers = document.getElementById("debug-layers");
-const debugRan = document.getElementById("debug-ran");
-const moreButton = document.getElementById("more");
+const TIMING_STAGES = ["preprocess", "match", "rank", "summary", "total"];
 const LAYERS = ["qp", "match", "rank", "summary"];
-const MAX_TOP_K = 100;
 const DEBOUNCE_MS = 350;
+const DEBUG = stateFromUrl(window.location.href).debug;
 
-let mode = "qa";
-let described = {};
-let lastSearch = null; // {query, topK, image}: what "More results" extends
-let debounceTimer = null;
-let imageSpace = "";
+let state = stateFromUrl(window.location.href);
+let current = null; // {key, hits, shown}: the answer on screen
 let inFlight = null;
-health().then((info) => {
-  imageSpace = typeof info.image_space === "string" ? info.image_space : "";
-});
+let debounceTimer = null;
+let described = {};
+let imageSpace = "";
+let previewUrl = null;
+const uploads = new Map(); // history entry's upload id -> File (not in the URL: bytes)
+const liked = new Map(); // image id -> its document, for "more like this" without a lookup
 
-/** Only http(s) and same-site URLs from the server become links or image sources. */
-function safeUrl(value) {
+/** A random id kept in this browser, so bucketing (and MMR's order) stays stable for a user. */
+function anonymousUserId() {
   try {
-    const url = new URL(String(value ?? ""), window.location.href);
-    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+    let id = window.localStorage.getItem("mmsearch.user");
+    if (!id) {
+      id = [...crypto.getRandomValues(new Uint8Array(16))]
+        .map((b) => b.toString(16).padStart(2, "0")).join("");
+      window.localStorage.setItem("mmsearch.user", id);
+    }
+    return id;
   } catch {
-    return null;
+    return null; // storage refused (private mode): bucketing falls back to per request
   }
 }
+const userId = anonymousUserId();
 
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
+function pageSize() {
+  return Number.parseInt(topKSelect.value, 10) || 10;
 }
 
-function formatScore(score) {
-  return typeof score === "number" && Number.isFinite(score) ? score.toFixed(3) : "–";
-}
+// --- navigation: every search is a history entry --------------------------------------------
 
-function formatMs(value) {
-  return typeof value === "number" && Number.isFinite(value) ? `${value.toFixed(1)} ms` : "– ms";
-}
-
-/**
- * An element whose text has the query's terms wrapped in <mark>. `spans` are [start, end)
- * offsets in Unicode code points (the API's unit), so the text is split with Array.from.
- * Everything goes in as text nodes: nothing from the server is parsed as HTML.
- */
-function markedElement(tag, className, text, spans) {
-  const node = element(tag, className);
-  const chars = Array.from(String(text ?? ""));
-  let at = 0;
-  const valid = (Array.isArray(spans) ? spans : [])
-    .filter((s) => Array.isArray(s) && Number.isInteger(s[0]) && Number.isInteger(s[1]))
-    .sort((a, b) => a[0] - b[0]);
-  for (const [start, end] of valid) {
-    if (start < at || end <= start || end > chars.length) continue;
-    if (start > at) node.append(chars.slice(at, start).join(""));
-    node.append(element("mark", "", chars.slice(start, end).join("")));
-    at = end;
+/** Go to `next`: "push" a new history entry, "replace" this one, or "live" (typing: one entry
+ * per burst of typing, not one per pause). */
+function navigate(next, how) {
+  next = { ...next, debug: DEBUG };
+  const url = urlFor(next, window.location.href);
+  const entry = { upload: next.upload ?? null, live: how === "live" };
+  const same = url === window.location.href && (history.state?.upload ?? null) === entry.upload;
+  if (how === "replace" || same || (how === "live" && history.state?.live)) {
+    history.replaceState(entry, "", url);
+  } else {
+    history.pushState(entry, "", url);
   }
-  if (at < chars.length) node.append(chars.slice(at).join(""));
-  return node;
+  show(next);
 }
 
-function renderHit(hit) {
-  const item = element("li", "hit");
-  const header = element("div", "hit-header");
-  const score = element("span", "hit-score", formatScore(hit.score));
-  score.title = "Relevance score";
-  const doc = hit.document;
+function show(next) {
+  state = next;
+  syncControls(next);
+  if (!next.q && !next.like && !next.upload) {
+    inFlight?.abort();
+    current = null;
+    clearAnswer();
+    examples.hidden = next.tab !== "qa";
+    statusLine.textContent = "";
+    return;
+  }
+  if (current && current.key === searchKey(next)) {
+    showCount(next.k ?? pageSize());
+    return;
+  }
+  runSearch(next);
+}
 
+function syncControls(next) {
+  const mode = MODES[next.tab];
+  sceneSwitch.querySelector(`input[value="${next.tab}"]`).checked = true;
+  $("query-label").textContent = mode.label;
+  queryInput.placeholder = mode.placeholder;
+  $("tagline").textContent = mode.tagline;
+  imageDrop.hidden = next.tab !== "images";
+  results.classList.toggle("image-grid", next.tab === "images");
+  if (queryInput.value.trim() !== next.q) queryInput.value = next.q;
+  filterLine.hidden = !next.tag;
+  $("filter-label").textContent = next.tag ? `Only “${readableTag(next.tag)}”` : "";
+  if (!next.like && !next.upload) setQueryImage(null, "");
+  renderDebugLayers();
+}
+
+function setQueryImage(src, label) {
+  if (previewUrl && previewUrl !== src) URL.revokeObjectURL(previewUrl);
+  previewUrl = src?.startsWith("blob:") ? src : null;
+  queryImage.hidden = !src;
+  if (src) $("query-image-preview").src = src;
+  else $("query-image-preview").removeAttribute("src");
+  $("query-image-label").textContent = label;
+}
+
+// --- searching ------------------------------------------------------------------------------
+
+function sceneFor(next) {
+  if (next.tab === "qa") return "qa";
+  return next.like || next.upload ? "i2i" : "t2i";
+}
+
+/** The image an image search sends: the upload, or the liked result's own bytes. */
+async function queryImageFor(next, signal) {
+  if (next.upload) {
+    const file = uploads.get(next.upload);
+    if (!file) throw Object.assign(new Error("gone"), { code: "image_unavailable" });
+    setQueryImage(URL.createObjectURL(file), `Searching by your image “${file.name || "upload"}”`);
+    return file;
+  }
+  if (!next.like) return null;
+  let doc = liked.get(next.like);
   if (!doc) {
-    item.classList.add("hit-unavailable");
-    header.append(element("h2", "hit-id", String(hit.id ?? "")), score);
-    item.append(header, element("p", "hit-answer", "document unavailable"));
-    return item;
+    const found = await documents({ scene: "t2i", ids: [next.like], signal });
+    doc = found.documents[0];
+    if (!doc) throw Object.assign(new Error("gone"), { code: "image_unavailable" });
+    liked.set(next.like, doc);
   }
-
-  const marks = hit.highlights ?? {};
-  header.append(markedElement("h2", "hit-question", doc.question, marks.question), score);
-  item.append(header, markedElement("p", "hit-answer", doc.answer, marks.answer));
-  const categories = Array.isArray(doc.category) ? doc.category : [];
-  if (categories.length > 0) {
-    const tags = element("ul", "hit-categories");
-    tags.setAttribute("aria-label", "Categories");
-    for (const category of categories) tags.append(element("li", "hit-category", String(category)));
-    item.append(tags);
-  }
-  return item;
+  const caption = imageCaption({ document: doc, id: next.like });
+  setQueryImage(safeUrl(doc.thumbnail_url) ?? safeUrl(doc.url), `Images like “${caption}”`);
+  const source = safeUrl(doc.url) ?? safeUrl(doc.thumbnail_url);
+  if (!source) throw Object.assign(new Error("no url"), { code: "image_unavailable" });
+  return imageBytes(source, doc.name, signal);
 }
 
-function renderImageHit(hit) {
-  const item = element("li", "hit image-hit");
-  const doc = hit.document ?? {};
-  const caption = String(doc.caption || doc.name || hit.id || "");
-  const figure = element("figure", "image-figure");
-  const thumbnail = safeUrl(doc.thumbnail_url);
-  const full = safeUrl(doc.url);
-  if (thumbnail) {
-    const img = element("img", "image-thumb");
-    img.src = thumbnail;
-    img.alt = caption;
-    img.loading = "lazy";
-    if (full) {
-      const link = element("a", "image-link");
-      link.href = full;
-      link.target = "_blank";
-      link.rel = "noopener";
-      link.append(img);
-      figure.append(link);
-    } else {
-      figure.append(img);
+function filtersFor(next) {
+  return next.tag ? { [MODES[next.tab].filterField]: [next.tag] } : null;
+}
+
+async function runSearch(next) {
+  inFlight?.abort();
+  const controller = new AbortController();
+  inFlight = controller;
+  const byImage = Boolean(next.like || next.upload);
+  examples.hidden = true;
+  setBusy(true); // the previous answer stays on screen, dimmed, until this one arrives
+  statusLine.textContent = "Searching…";
+  try {
+    const image = await queryImageFor(next, controller.signal);
+    const found = await search({
+      scene: sceneFor(next),
+      query: byImage ? "" : next.q,
+      image,
+      topK: MAX_RESULTS,
+      filters: filtersFor(next),
+      userId,
+      forced: DEBUG ? forcedExperiments() : {},
+      signal: controller.signal,
+    });
+    if (controller.signal.aborted) return;
+    clearAnswer();
+    current = { key: searchKey(next), hits: found.hits, shown: 0, next };
+    showCount(next.k ?? pageSize());
+    showNotice(found);
+    if (DEBUG) showDebug(sceneFor(next), found);
+  } catch (error) {
+    if (controller.signal.aborted) return; // superseded by a newer search
+    current = null;
+    clearAnswer();
+    statusLine.textContent = "Search failed.";
+    showError(error, byImage);
+  } finally {
+    if (inFlight === controller) {
+      inFlight = null;
+      setBusy(false);
     }
   }
-  const text = element("figcaption", "image-caption", caption);
-  text.append(" ", element("span", "hit-score", formatScore(hit.score)));
-  figure.append(text);
-  item.append(figure);
-  return item;
 }
 
-function currentScene(image) {
-  return mode === "qa" ? "qa" : image ? "i2i" : "t2i";
+function subjectOf(next) {
+  if (next.upload) return "your image";
+  if (next.like) return "this image";
+  return `“${next.q}”`;
 }
 
-/** One select per layer of the scene about to be searched: "bucketed" or a forced experiment. */
+/** Show the first `count` hits of the current answer, appending (or trimming) in place. */
+function showCount(count) {
+  const hits = current.hits;
+  const target = Math.max(0, Math.min(count, hits.length));
+  while (results.children.length > target) results.lastElementChild.remove();
+  const render = current.next.tab === "qa" ? renderHit : renderImageHit;
+  const handlers = { debug: DEBUG, onTag: filterByTag, onOpen: openImage, onLike: moreLikeThis };
+  results.append(...hits.slice(results.children.length, target).map((h) => render(h, handlers)));
+  current.shown = target;
+  moreButton.hidden = target >= hits.length;
+  const capped = hits.length >= MAX_RESULTS;
+  endNote.hidden = !(capped && target >= hits.length);
+  endNote.textContent = "These are the top 100. Refine the search to see others.";
+  const total = capped ? "100+ results" : `${hits.length} ${hits.length === 1 ? "result" : "results"}`;
+  const subject = subjectOf(current.next);
+  statusLine.textContent =
+    hits.length === 0
+      ? `No results for ${subject}. Try describing it differently.`
+      : `${total} for ${subject}${target < hits.length ? ` · showing ${target}` : ""}`;
+}
+
+function showNotice({ weakMatch, spelling }) {
+  notice.replaceChildren();
+  if (spelling && spelling.applied) {
+    notice.append("Showing results for ", element("strong", "", spelling.suggestion), ". ");
+  } else if (spelling) {
+    const suggestion = element("button", "suggestion", spelling.suggestion);
+    suggestion.type = "button";
+    suggestion.addEventListener("click", () => {
+      queryInput.value = spelling.suggestion;
+      navigate({ ...state, q: spelling.suggestion, like: null, upload: null, k: pageSize() }, "push");
+    });
+    notice.append("Did you mean ", suggestion, "? ");
+  }
+  if (weakMatch) notice.append(element("span", "weak-match", "No close match; nearest results."));
+  notice.hidden = notice.childNodes.length === 0;
+}
+
+function showError(error, byImage) {
+  const message = element("p", "error-message", errorMessage(error, { byImage }));
+  const code = element("p", "error-code", "Code: ");
+  code.append(element("code", "", String(error?.code ?? "unknown_error")));
+  if (error?.status) code.append(` (HTTP ${error.status})`);
+  errorBox.replaceChildren(message, code);
+  errorBox.hidden = false;
+}
+
+function clearAnswer() {
+  results.replaceChildren();
+  errorBox.hidden = true;
+  errorBox.replaceChildren();
+  notice.hidden = true;
+  timingsLine.hidden = true;
+  modeLine.hidden = true;
+  moreButton.hidden = true;
+  endNote.hidden = true;
+}
+
+function setBusy(busy) {
+  results.setAttribute("aria-busy", String(busy));
+  form.setAttribute("aria-busy", String(busy));
+}
+
+// --- developer controls (?debug=1) ----------------------------------------------------------
+
 function renderDebugLayers() {
-  const scene = described[currentScene(lastSearch?.image)] ?? described[currentScene(null)];
+  if (!DEBUG) return;
+  const scene = described[sceneFor(state)];
+  const chosen = forcedExperiments();
   debugLayers.replaceChildren();
   for (const layer of LAYERS) {
-    const names = Object.keys(scene?.layers?.[layer] ?? {});
     const label = element("label", "debug-layer", `${layer} `);
     const select = element("select");
     select.dataset.layer = layer;
-    select.append(element("option", "", "bucketed"));
-    select.options[0].value = "";
-    for (const name of names) {
-      const option = element("option", "", `${name} (${scene.layers[layer][name]})`);
-      option.value = name;
-      select.append(option);
+    select.append(new Option("bucketed", ""));
+    for (const [name, ratio] of Object.entries(scene?.layers?.[layer] ?? {})) {
+      select.append(new Option(`${name} (${ratio})`, name));
     }
+    if (chosen[layer]) select.value = chosen[layer];
     label.append(select);
     debugLayers.append(label);
   }
@@ -185,143 +308,130 @@ function forcedExperiments() {
   return forced;
 }
 
-function describeMode(scene, experiments) {
-  if (scene === "i2i") return `Matching pixels: ${imageSpace || "image space"}.`;
-  if (scene !== "t2i") return "";
-  const match = experiments?.match ?? "";
-  if (match === "caption") return "Matching captions (mode: caption). Pixels are matched only with a CLIP model.";
-  return `Matching mode: ${match}.`;
+function formatMs(value) {
+  return typeof value === "number" && Number.isFinite(value) ? `${value.toFixed(1)} ms` : "– ms";
 }
 
-function renderTimings(timings) {
-  timingsLine.textContent = TIMING_STAGES.map((stage) => `${stage} ${formatMs(timings?.[stage])}`).join(" · ");
+function showDebug(scene, { timings_ms: timings, experiments }) {
+  timingsLine.textContent = TIMING_STAGES.map((s) => `${s} ${formatMs(timings?.[s])}`).join(" · ");
   timingsLine.hidden = false;
+  debugRan.textContent = `Ran: ${LAYERS.map((l) => `${l} ${experiments?.[l] ?? "?"}`).join(" · ")}`;
+  const match = experiments?.match ?? "";
+  modeLine.textContent =
+    scene === "i2i" ? `Matching pixels: ${imageSpace || "image space"}.`
+    : scene === "t2i" && match === "caption"
+      ? "Matching captions (mode: caption). Pixels are matched only with a CLIP model."
+      : scene === "t2i" ? `Matching mode: ${match}.` : "";
+  modeLine.hidden = !modeLine.textContent;
 }
 
-function showError(error) {
-  errorBox.replaceChildren();
-  const message = element("p", "error-message", error.message || "Something went wrong.");
-  if (error.retryAfter != null) message.textContent += ` Try again in ${error.retryAfter} s.`;
-  const code = element("p", "error-code", "Code: ");
-  code.append(element("code", "", String(error.code ?? "unknown_error")));
-  if (error.status) code.append(` (HTTP ${error.status})`);
-  errorBox.append(message, code);
-  errorBox.hidden = false;
+if (DEBUG) {
+  for (const node of document.querySelectorAll("#debug")) node.hidden = false;
+  scenes().then((found) => {
+    described = found;
+    renderDebugLayers();
+  });
+  health().then((info) => {
+    imageSpace = typeof info.image_space === "string" ? info.image_space : "";
+  });
 }
 
-function clearResults() {
-  results.replaceChildren();
-  errorBox.hidden = true;
-  errorBox.replaceChildren();
-  timingsLine.hidden = true;
-  timingsLine.textContent = "";
-}
+// --- actions --------------------------------------------------------------------------------
 
-function setBusy(busy) {
-  results.setAttribute("aria-busy", String(busy));
-  form.setAttribute("aria-busy", String(busy));
-}
-
-async function runSearch(query, topK, image = null) {
-  inFlight?.abort();
-  const controller = new AbortController();
-  inFlight = controller;
-
-  examples.hidden = true;
-  clearResults();
-  setBusy(true);
-  statusLine.textContent = "Searching…";
-  const scene = currentScene(image);
-  moreButton.hidden = true;
-  const subject = image ? `the image “${image.name || "upload"}”` : `“${query}”`;
-
-  try {
-    const forced = forcedExperiments();
-    const found = await search({ scene, query, image, topK, forced, signal: controller.signal });
-    const { hits, timings_ms: timings, experiments } = found;
-    lastSearch = { query, topK, image };
-    moreButton.hidden = hits.length < topK || topK >= MAX_TOP_K;
-    debugRan.textContent = `Ran: ${LAYERS.map((l) => `${l} ${experiments?.[l] ?? "?"}`).join(" · ")}`;
-    results.replaceChildren(...hits.map(mode === "qa" ? renderHit : renderImageHit));
-    renderTimings(timings);
-    modeLine.textContent = describeMode(scene, experiments);
-    modeLine.hidden = !modeLine.textContent;
-    statusLine.textContent =
-      hits.length === 0
-        ? `No results for ${subject}. Try describing it differently.`
-        : `${hits.length} ${hits.length === 1 ? "result" : "results"} for ${subject}`;
-  } catch (error) {
-    if (controller.signal.aborted) return; // superseded by a newer search
-    statusLine.textContent = "Search failed.";
-    showError(error);
-  } finally {
-    if (inFlight === controller) {
-      inFlight = null;
-      setBusy(false);
-    }
-  }
-}
-
-function submitCurrentQuery() {
-  const query = queryInput.value.trim();
-  if (!query) {
+function submitQuery(how) {
+  clearTimeout(debounceTimer);
+  const q = queryInput.value.trim();
+  if (!q) {
     statusLine.textContent = "Type a description to search.";
     queryInput.focus();
     return;
   }
-  const topK = Number.parseInt(topKSelect.value, 10) || 10;
-  const url = new URL(window.location.href);
-  url.searchParams.set("q", query);
-  url.searchParams.set("k", String(topK));
-  history.replaceState(null, "", url);
-  runSearch(query, topK);
+  navigate({ ...state, q, like: null, upload: null, k: pageSize() }, how);
 }
 
-function setMode(next) {
-  mode = next;
-  queryLabel.textContent = MODES[mode].label;
-  queryInput.placeholder = MODES[mode].placeholder;
-  tagline.textContent = MODES[mode].tagline;
-  imageDrop.hidden = mode !== "images";
-  examples.hidden = mode !== "qa";
-  results.classList.toggle("image-grid", mode === "images");
-  modeLine.hidden = true;
-  clearResults();
-  statusLine.textContent = "";
-  moreButton.hidden = true;
-  lastSearch = null;
-  renderDebugLayers();
+function filterByTag(tag) {
+  navigate({ ...state, tag, k: pageSize() }, "push");
 }
 
+function openImage(hit, opener) {
+  openViewer(hit, opener, { onTag: filterByTag, onLike: moreLikeThis });
+}
+
+function moreLikeThis(hit) {
+  if (hit.document) liked.set(String(hit.id), hit.document);
+  queryInput.value = "";
+  navigate(
+    { tab: "images", q: "", tag: null, like: String(hit.id), upload: null, k: pageSize() },
+    "push",
+  );
+}
+
+let uploadCount = 0;
 function searchByImage(file) {
   if (!file) return;
-  const topK = Number.parseInt(topKSelect.value, 10) || 10;
-  runSearch("", topK, file);
+  uploadCount += 1;
+  const id = `${Date.now().toString(36)}-${uploadCount}`;
+  uploads.set(id, file);
+  queryInput.value = ""; // the image is the query now
+  navigate({ tab: "images", q: "", tag: null, like: null, upload: id, k: pageSize() }, "push");
 }
 
-scenes().then((found) => {
-  described = found;
-  renderDebugLayers();
-});
-
-// Typing searches after a short pause; Enter searches at once.
 queryInput.addEventListener("input", () => {
   clearTimeout(debounceTimer);
   if (queryInput.value.trim().length < 3) return;
-  debounceTimer = setTimeout(submitCurrentQuery, DEBOUNCE_MS);
+  debounceTimer = setTimeout(() => submitQuery("live"), DEBOUNCE_MS);
+});
+
+queryInput.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && queryInput.value) {
+    event.preventDefault();
+    clearTimeout(debounceTimer);
+    queryInput.value = "";
+  }
+});
+
+// "/" anywhere but in a text field brings the keyboard to the search box.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target.closest?.("input, textarea, select, [contenteditable], dialog[open]")) return;
+  event.preventDefault();
+  queryInput.focus();
+  queryInput.select();
 });
 
 moreButton.addEventListener("click", () => {
-  if (!lastSearch) return;
-  const topK = Math.min(lastSearch.topK + 10, MAX_TOP_K);
-  runSearch(lastSearch.query, topK, lastSearch.image);
+  if (!current) return;
+  const before = current.shown;
+  state = { ...state, k: Math.min(before + pageSize(), MAX_RESULTS) };
+  history.replaceState(history.state, "", urlFor(state, window.location.href));
+  showCount(state.k);
+  // The button stays under the new hits and keeps focus; when it goes, the first new hit gets it.
+  if (moreButton.hidden) results.children[before]?.focus({ preventScroll: true });
+});
+
+topKSelect.addEventListener("change", () => {
+  if (!current) return;
+  state = { ...state, k: pageSize() };
+  history.replaceState(history.state, "", urlFor(state, window.location.href));
+  showCount(state.k);
 });
 
 sceneSwitch.addEventListener("change", (event) => {
-  if (event.target.name === "scene") setMode(event.target.value);
+  if (event.target.name !== "scene") return;
+  const q = queryInput.value.trim();
+  navigate({ tab: event.target.value, q, tag: null, like: null, upload: null, k: pageSize() }, "push");
 });
 
-imageFile.addEventListener("change", () => searchByImage(imageFile.files?.[0]));
+$("filter-clear").addEventListener("click", () => {
+  navigate({ ...state, tag: null, k: pageSize() }, "push");
+  queryInput.focus();
+});
+
+imageFile.addEventListener("change", () => {
+  searchByImage(imageFile.files?.[0]);
+  imageFile.value = ""; // picking the same file again searches again
+});
 imageDrop.addEventListener("dragover", (event) => {
   event.preventDefault();
   imageDrop.classList.add("dragging");
@@ -335,8 +445,7 @@ imageDrop.addEventListener("drop", (event) => {
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  clearTimeout(debounceTimer);
-  submitCurrentQuery();
+  submitQuery("push");
 });
 
 examples.addEventListener("click", (event) => {
@@ -344,15 +453,16 @@ examples.addEventListener("click", (event) => {
   if (!button) return;
   queryInput.value = button.dataset.query;
   queryInput.focus(); // the examples hide once a search runs; keep keyboard focus somewhere useful
-  submitCurrentQuery();
+  submitQuery("push");
 });
 
-// A shared link (?q=...&k=...) reruns its search on load.
-const params = new URLSearchParams(window.location.search);
-if ([...topKSelect.options].some((option) => option.value === params.get("k"))) {
-  topKSelect.value = params.get("k");
+window.addEventListener("popstate", () => {
+  show({ ...stateFromUrl(window.location.href), upload: history.state?.upload ?? null });
+});
+
+// A shared or reloaded link (?tab=&q=&k=&tag=&like=) reopens its search.
+if ([...topKSelect.options].some((o) => o.value === String(state.k))) {
+  topKSelect.value = String(state.k);
 }
-if (params.get("q")?.trim()) {
-  queryInput.value = params.get("q");
-  submitCurrentQuery();
-}
+show({ ...state, upload: history.state?.upload ?? null });
+queryInput.focus();

@@ -1,0 +1,39 @@
+// What the page says about each failure: a fixed sentence per error code, never the server's
+// own message (which may name hosts, files or objects the public should not see).
+
+const MESSAGES = {
+  invalid_request: "The search could not run as asked. Try a shorter or different query.",
+  malformed_json: "The page sent a request the service could not read. Reload the page.",
+  unknown_scene: "This kind of search is not available on this server.",
+  payload_too_large: "That image is too large. Try a smaller file.",
+  unsupported_media_type: "The page sent a request the service does not accept. Reload the page.",
+  store_unavailable: "The search index is not answering right now.",
+  upstream_unavailable: "The search service is not answering right now.",
+  model_unavailable: "The search model is still loading.",
+  index_not_ready: "Nothing has been indexed for this search yet.",
+  network_error: "Could not reach the search service. Check your connection.",
+  bad_response: "The search service sent an answer the page could not read.",
+  image_unavailable: "That image could not be loaded to search with it.",
+  http_429: "Too many searches at once.",
+};
+
+const IMAGE_MESSAGES = {
+  invalid_request: "That file could not be read as an image. Use a JPEG, PNG, WebP or GIF.",
+};
+
+const RETRYABLE = new Set([
+  "store_unavailable", "upstream_unavailable", "model_unavailable", "network_error", "http_429",
+]);
+
+/** The sentence to show for `error` (an ApiError or anything thrown); `byImage` for uploads. */
+export function errorMessage(error, { byImage = false } = {}) {
+  const code = String(error?.code ?? "");
+  let text = (byImage && IMAGE_MESSAGES[code]) || MESSAGES[code];
+  if (!text) text = "Something went wrong with this search.";
+  if (RETRYABLE.has(code) || Number(error?.status) >= 500) {
+    text += Number.isInteger(error?.retryAfter) && error.retryAfter > 0
+      ? ` Try again in ${error.retryAfter} s.`
+      : " Try again in a moment.";
+  }
+  return text;
+}

@@ -1,0 +1,156 @@
+"""One local server (API + page + media, with a small QA corpus and 40 Tux Paint stamps) and
+one Chromium per test session, shared by every page test; each test gets a fresh context."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from functions.composed.app import create_app
+from functions.core.encoder import TextEncoder
+from functions.core.scenes import QA
+from functions.core.settings import Settings
+from functions.core.stores import collection_name, open_document_store, open_vector_store
+from indexing.corpus import QADocument
+from indexing.indexer import Indexer
+from offline.local_mongo import free_port
+from tests.functions.test_image_search import index_images, stamps
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# WordNet-shaped documents (lexicographer-file categories) beside the 30 hand-written ones.
+EXTRA_DOCS = [
+    QADocument(id="qa-hostile", question="Is this page safe?", answer=HOSTILE, category=["x"]),
+    QADocument(
+        id="wn-elephant",
+        question="elephant",
+        answer="five-toed pachyderm; a large animal with a trunk",
+        category=["noun.animal"],
+    ),
+    QADocument(
+        id="wn-trunk",
+        question="trunk",
+        answer="luggage consisting of a large strong case used when traveling",
+        category=["noun.artifact"],
+    ),
+]
+QA_COUNT = 30 + len(EXTRA_DOCS)
+
+
+@pytest.fixture(scope="session")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, mongo_server: Any, milvus_path: str
+) -> Iterator[str]:
+    """The composed app on a free port, with the QA and image corpora indexed once."""
+    settings = Settings(
+        home=tmp_path_factory.mktemp("page-home"),
+        model_dir=model_dir,
+        milvus_uri=milvus_path,
+        mongo_uri=mongo_server.uri,
+        collection_prefix="page_",
+    )
+    encoder = TextEncoder.load(model_dir)
+    lines = (ROOT / "tests" / "fixtures" / "qa_small.jsonl").read_text().splitlines()
+    docs = [QADocument.model_validate_json(line) for line in lines] + EXTRA_DOCS
+    assert len(docs) == QA_COUNT
+    indexer = Indexer(encoder, open_vector_store(settings), open_document_store(settings))
+    indexer.run(QA, collection_name(settings, QA), docs)
+    index_images(settings, encoder, stamps())
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, static_dir=ROOT / "frontend"),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+    )
+    uvicorn_server = uvicorn.Server(config)
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uvicorn_server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert uvicorn_server.started, "the local server did not start"
+    yield f"http://127.0.0.1:{port}"
+    uvicorn_server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "install Debian's chromium (make system-deps)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def new_page(browser: Any, url: str, **options: Any) -> Any:
+    """A page in a fresh context (its own history and storage) with dialogs recorded."""
+    context = browser.new_context(**{"viewport": {"width": 1100, "height": 900}, **options})
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(url)
+    return page
+
+
+def close_page(page: Any) -> None:
+    # A routed or lazy fetch still in flight must not outlive (and fail) the context.
+    page.context.unroute_all(behavior="ignoreErrors")
+    page.context.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    opened = new_page(browser, server)
+    yield opened
+    close_page(opened)
+
+
+def shot(page: Any, name: str) -> Path:
+    """A full-page screenshot under test-artifacts/screenshots/, once every image has loaded."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # Thumbnails load lazily: bring each into view so the full-page picture shows them.
+    for image in page.locator(".image-hit img").all():
+        image.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => [...document.images].filter(i => i.getAttribute('src') && i.checkVisibility())"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def search(page: Any, query: str) -> None:
+    """Type `query`, press Enter and wait until the answer for it is on screen."""
+    page.fill("#query", query)
+    page.keyboard.press("Enter")
+    wait_idle(page)
+
+
+def wait_idle(page: Any) -> None:
+    page.wait_for_function(
+        "() => document.querySelector('#results').getAttribute('aria-busy') === 'false'"
+        " && !/Searching/.test(document.querySelector('#status').textContent)"
+        " && document.querySelector('#status').textContent !== ''"
+    )
