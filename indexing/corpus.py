@@ -28,6 +28,12 @@ class QADocument(BaseModel):
     def _id_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("category", mode="before")
+    @classmethod
+    def _one_category_as_list(cls, value: Any) -> Any:
+        # `"category": "science"` is a common shape for a single keyword.
+        return [value] if isinstance(value, str) else value
+
     @field_validator("category")
     @classmethod
     def _short_categories(cls, value: list[str]) -> list[str]:

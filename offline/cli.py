@@ -230,6 +230,9 @@ def _index(
         console.print(f"[yellow]{len(corpus.invalid)} invalid records[/yellow]")
         if strict:
             raise _fail("--strict: nothing was indexed", 2)
+    if not corpus.documents:
+        # A script must tell a failed load from a good one (the batch path fails alike).
+        raise _fail(f"{path} holds no valid record: nothing was indexed", 2)
     if model is not None and scene.kind != "text":
         raise _fail("--model indexes text scenes; image scenes use their own image space", 2)
     try:
@@ -299,10 +302,9 @@ def serve(
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
-    import uvicorn
-
     from functions.composed.app import create_app
     from functions.core.errors import ServiceError
+    from offline.local_server import local_server
 
     # CloudWatch EMF metric lines mean nothing on a laptop; POWERTOOLS_METRICS_DISABLED=false
     # prints them (one per layer per request), as Lambda does.
@@ -312,7 +314,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     except ServiceError as exc:
         raise _fail(f"{exc}. Run `mmsearch export` (or `make demo`) first.") from None
     console.print(f"serving on [bold]http://{host}:{port}[/bold] (API docs at /docs)")
-    uvicorn.run(asgi, host=host, port=port, log_level="warning")
+    if host.strip("[]") in ("0.0.0.0", "::") and not settings.allowed_hosts:
+        console.print("only 127.0.0.1/localhost names are answered: set MMSEARCH_ALLOWED_HOSTS")
+    local_server(asgi, settings, host, port).run()
 
 
 @app.command("eval")

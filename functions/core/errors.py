@@ -58,6 +58,14 @@ class StoreUnavailable(ServiceError):
     retry_after_s = 2
 
 
+class ServerBusy(ServiceError):
+    """The process is at its memory budget for images; the request may succeed if retried."""
+
+    status = 503
+    code = "server_busy"
+    retry_after_s = 1
+
+
 class UpstreamUnavailable(ServiceError):
     """Another function (preprocess, summary) failed or could not be invoked."""
 
@@ -80,3 +88,11 @@ class IndexNotReady(ServiceError):
     status = 503
     code = "index_not_ready"
     retry_after_s = 60
+
+
+class UnsupportedByStore(ServiceError):
+    """The configured store lacks what the request needs (BM25 on a Milvus before 2.5);
+    retrying will not help, another match experiment will."""
+
+    status = 501
+    code = "not_supported_by_store"

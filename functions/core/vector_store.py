@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -11,7 +12,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from functions.core.errors import IndexNotReady, InvalidRequest, StoreUnavailable
+from functions.core.errors import (
+    IndexNotReady,
+    InvalidRequest,
+    StoreUnavailable,
+    UnsupportedByStore,
+)
 from functions.core.retries import RetryPolicy
 
 VECTOR_FIELD = "vector"
@@ -28,6 +34,10 @@ ANALYZER = {
     ],
 }
 ID_MAX_LENGTH = 512
+# The primary key Milvus holds: a document id with `%` and `'` percent-encoded (see
+# `stored_id`), up to 4 UTF-8 bytes a character. A collection whose key is shorter was written
+# before the encoding and is rebuilt by the next index run.
+STORED_ID_MAX_BYTES = 4 * ID_MAX_LENGTH
 FILTER_VALUE_MAX_LENGTH = 256
 FILTER_MAX_VALUES = 64
 # Milvus Lite 2.5 answers UNIMPLEMENTED to aliases (and renames), so batch indexing
@@ -37,6 +47,17 @@ LITE_ALIASES = "mmsearch_lite_aliases"
 READS = frozenset(
     {"search", "hybrid_search", "get", "query", "has_collection", "describe_collection"}
 )
+# HNSW build parameters (Milvus servers and Zilliz; Milvus Lite has no HNSW).
+HNSW_BUILD = {"M": 16, "efConstruction": 200}
+# Milvus 2.5 derives BM25 vectors from text in the server; older servers ignore the function.
+BM25_SINCE = (2, 5)
+# What Milvus says when BM25 has no statistics to score with: a collection (or every
+# segment's text) is empty, so its average document length is 0/0.
+_EMPTY_BM25 = "Invalid sparse row: NaN or Inf"
+_STORED_ESCAPES = re.compile("%(25|27)")
+# How Milvus says a collection is absent, or present without an index or not loaded.
+_NOT_INDEXED = ("not exist", "not found", "not loaded", "metric type not match")
+_WITHOUT_RETRY_TIMES = frozenset({"get_collection_stats"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +130,7 @@ class VectorStore(Protocol):
         candidates: int,
         rrf_k: int = 60,
         nprobe: int | None = None,
+        ef: int | None = None,
         output_fields: Sequence[str] = (),
     ) -> list[Match]:
         """Dense and BM25 fused by reciprocal rank fusion in the store, in one call."""
@@ -162,6 +184,27 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def stored_id(document_id: str) -> str:
+    """The primary key Milvus holds for `document_id`: `%` and `'` percent-encoded, nothing
+    else changed. Milvus Lite 2.5.1 splices keys into SQL unescaped on upsert (a `'` fails
+    with "internal error") and pymilvus quotes ids with `'` for `get` and `delete`."""
+    return document_id.replace("%", "%25").replace("'", "%27")
+
+
+def document_id(stored: str) -> str:
+    """The document id behind a stored primary key (the inverse of `stored_id`)."""
+    return _STORED_ESCAPES.sub(lambda m: "%" if m.group(1) == "25" else "'", stored)
+
+
+def ids_expression(ids: Sequence[str]) -> str:
+    """A filter selecting the documents `ids` by their stored keys."""
+    return f"id in [{', '.join(_quote(stored_id(i)) for i in ids)}]"
+
+
+class _NoBM25Statistics(Exception):
+    """BM25 found no text to score: nothing can match lexically (not an outage)."""
+
+
 def auto_nlist(rows: int) -> int:
     """IVF list count sized to the corpus: about 4*sqrt(n), a power of two in [16, 4096]."""
     target = 4 * math.sqrt(max(rows, 1))
@@ -198,6 +241,7 @@ class MilvusVectorStore:
         self._lite = "://" not in uri
         self._alias_ttl_s = alias_ttl_s
         self._targets: dict[str, tuple[str, float]] = {}
+        self._bm25: bool | None = None
 
     def _connect(self) -> Any:
         # Connect lazily so a process can start (and answer 503) while Milvus is down.
@@ -224,10 +268,14 @@ class MilvusVectorStore:
             args = (self._lite_target(client, args[0]), *args[1:])
         try:
             # retry_times=0: pymilvus' own retries (75 by default) would outlast the timeout.
-            return getattr(client, method)(*args, timeout=timeout, retry_times=0, **kwargs)
+            retries = {} if method in _WITHOUT_RETRY_TIMES else {"retry_times": 0}
+            return getattr(client, method)(*args, timeout=timeout, **retries, **kwargs)
         except Exception as exc:
-            if "not exist" in str(exc) or "not found" in str(exc).lower():
-                raise IndexNotReady(f"collection {args[0]!r} does not exist yet") from exc
+            text = str(exc)
+            if method in ("search", "hybrid_search") and _EMPTY_BM25 in text:
+                raise _NoBM25Statistics from exc
+            if any(sign in text.lower() for sign in _NOT_INDEXED):
+                raise IndexNotReady(f"collection {args[0]!r} is not indexed yet") from exc
             raise StoreUnavailable(f"Milvus {method} failed: {_short(exc)}") from exc
 
     def _lite_target(self, client: Any, name: str) -> str:
@@ -256,7 +304,7 @@ class MilvusVectorStore:
             return
         client = self._connect()
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=STORED_ID_MAX_BYTES)
         schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
         for name in array_fields:
             schema.add_field(
@@ -266,6 +314,11 @@ class MilvusVectorStore:
                 max_capacity=FILTER_MAX_VALUES,
                 max_length=FILTER_VALUE_MAX_LENGTH,
             )
+        if not self.supports_bm25():
+            # The text is kept (as on 2.5) and nothing derives sparse vectors from it.
+            schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
+            self._create(collection, schema)
+            return
         schema.add_field(
             TEXT_FIELD,
             DataType.VARCHAR,
@@ -282,12 +335,43 @@ class MilvusVectorStore:
                 output_field_names=[SPARSE_FIELD],
             )
         )
-        self._call("create_collection", collection, schema=schema, consistency_level="Strong")
+        self._create(collection, schema)
+
+    def _create(self, collection: str, schema: Any) -> None:
+        if self._lite:
+            self._call("create_collection", collection, schema=schema, consistency_level="Strong")
+            return
+        # A server searches and queries loaded collections only, and loads indexed ones: a
+        # FLAT index (nothing to train) lets a run query what it wrote before `build_index`
+        # puts the real index in its place.
+        self._call(
+            "create_collection",
+            collection,
+            schema=schema,
+            index_params=self._index_params("FLAT", schema_has_sparse=_has_sparse(schema)),
+            consistency_level="Strong",
+        )
+
+    def supports_bm25(self) -> bool:
+        """Whether this Milvus derives BM25 vectors from text (Milvus Lite 2.5, servers 2.5+,
+        Zilliz Cloud); asked once."""
+        if self._bm25 is None:
+            self._bm25 = self._lite or _version(self._server_version()) >= BM25_SINCE
+        return self._bm25
+
+    def _server_version(self) -> str:
+        try:
+            return str(self._connect().get_server_version(timeout=self._timeout))
+        except Exception as exc:
+            raise StoreUnavailable(f"Milvus get_server_version failed: {_short(exc)}") from exc
 
     def schema_current(self, collection: str, dim: int | None = None) -> bool:
         description = self._call("describe_collection", collection)
         fields = {f["name"]: f for f in description["fields"]}
-        if SPARSE_FIELD not in fields:
+        key_bytes = int((fields["id"].get("params") or {}).get("max_length", 0))
+        if key_bytes < STORED_ID_MAX_BYTES:
+            return False  # written before ids were encoded (`stored_id`)
+        if SPARSE_FIELD not in fields and (TEXT_FIELD not in fields or self.supports_bm25()):
             return False
         stored_dim = (fields[VECTOR_FIELD].get("params") or {}).get("dim")
         return dim is None or stored_dim is None or int(stored_dim) == dim
@@ -297,7 +381,7 @@ class MilvusVectorStore:
             return
         rows = [
             {
-                "id": r.id,
+                "id": stored_id(r.id),
                 VECTOR_FIELD: np.asarray(r.vector, dtype=np.float32).tolist(),
                 TEXT_FIELD: _clip_utf8(r.text, TEXT_MAX_BYTES),
                 **r.fields,
@@ -308,17 +392,46 @@ class MilvusVectorStore:
 
     def build_index(self, collection: str) -> None:
         self._call("flush", collection)
-        if not self._call("list_indexes", collection):
-            params = self._connect().prepare_index_params()
-            index_params: dict[str, int] = {}
-            if self._index_type == "IVF_FLAT":
-                index_params["nlist"] = self._nlist or auto_nlist(self.count(collection))
-            params.add_index(
-                VECTOR_FIELD, index_type=self._index_type, metric_type="COSINE", params=index_params
-            )
-            params.add_index(SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        indexes = list(self._call("list_indexes", collection))
+        if indexes and not self._lite and self._vector_index_type(collection) != self._index_type:
+            # The placeholder FLAT index of a new server collection (`_create`), or a changed
+            # MMSEARCH_INDEX_TYPE: a server drops an index only from a released collection.
+            self._call("release_collection", collection)
+            self._call("drop_index", collection, VECTOR_FIELD)
+            indexes = [name for name in indexes if name != VECTOR_FIELD]
+        if VECTOR_FIELD not in indexes:
+            params = self._index_params(self._index_type, rows=self._row_count(collection))
+            if not indexes:
+                fields = self._call("describe_collection", collection)["fields"]
+                if any(f["name"] == SPARSE_FIELD for f in fields):
+                    params.add_index(
+                        SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25"
+                    )
             self._call("create_index", collection, params)
         self._call("load_collection", collection)
+
+    def _index_params(
+        self, index_type: str, *, rows: int = 0, schema_has_sparse: bool = False
+    ) -> Any:
+        params = self._connect().prepare_index_params()
+        values: dict[str, int] = {}
+        if index_type == "IVF_FLAT":
+            values["nlist"] = self._nlist or auto_nlist(rows)
+        elif index_type == "HNSW":
+            values.update(HNSW_BUILD)
+        params.add_index(VECTOR_FIELD, index_type=index_type, metric_type="COSINE", params=values)
+        if schema_has_sparse:
+            params.add_index(SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        return params
+
+    def _row_count(self, collection: str) -> int:
+        """Rows written (deleted ones included until compaction); needs no loaded collection."""
+        stats = self._call("get_collection_stats", collection)
+        return int(stats.get("row_count", 0))
+
+    def _vector_index_type(self, collection: str) -> str:
+        described = self._call("describe_index", collection, VECTOR_FIELD)
+        return str((described or {}).get("index_type", ""))
 
     def search(
         self,
@@ -331,20 +444,37 @@ class MilvusVectorStore:
         ef: int | None = None,
         output_fields: Sequence[str] = (),
     ) -> list[Match]:
-        params: dict[str, int] = {"nprobe": nprobe or self._nprobe}
-        if ef is not None:
-            params["ef"] = ef
-        result = self._call(
-            "search",
+        result = self._search(
             collection,
             [np.asarray(vector, dtype=np.float32).tolist()],
             anns_field=VECTOR_FIELD,
             limit=limit,
             filter=self._expression(collection, filters),
             output_fields=list(output_fields),
-            search_params={"metric_type": "COSINE", "params": params},
+            search_params={
+                "metric_type": "COSINE",
+                "params": self._dense_params(limit, nprobe, ef),
+            },
         )
-        return _matches(result[0])
+        return _matches(result[0]) if result else []
+
+    def _dense_params(self, limit: int, nprobe: int | None, ef: int | None) -> dict[str, int]:
+        params = {"nprobe": nprobe or self._nprobe}
+        if ef is not None or self._index_type == "HNSW":
+            params["ef"] = max(ef or 0, limit)  # HNSW refuses an ef below the hits asked for
+        return params
+
+    def _search(self, collection: str, *args: Any, method: str = "search", **kwargs: Any) -> Any:
+        """A search call; an empty collection (or one not indexed yet and still empty) has no
+        hits rather than an error: None."""
+        try:
+            return self._call(method, collection, *args, **kwargs)
+        except _NoBM25Statistics:
+            return None
+        except IndexNotReady:
+            if self.has_collection(collection) and self._row_count(collection) == 0:
+                return None
+            raise
 
     def search_text(
         self,
@@ -355,8 +485,8 @@ class MilvusVectorStore:
         *,
         output_fields: Sequence[str] = (),
     ) -> list[Match]:
-        result = self._call(
-            "search",
+        self._need_bm25()
+        result = self._search(
             collection,
             [text],
             anns_field=SPARSE_FIELD,
@@ -365,7 +495,14 @@ class MilvusVectorStore:
             output_fields=list(output_fields),
             search_params={"metric_type": "BM25"},
         )
-        return _matches(result[0])
+        return _matches(result[0]) if result else []
+
+    def _need_bm25(self) -> None:
+        if not self.supports_bm25():
+            raise UnsupportedByStore(
+                f"BM25 needs Milvus {'.'.join(map(str, BM25_SINCE))} or later; "
+                "this Milvus serves dense matching only"
+            )
 
     def search_hybrid(
         self,
@@ -378,31 +515,55 @@ class MilvusVectorStore:
         candidates: int,
         rrf_k: int = 60,
         nprobe: int | None = None,
+        ef: int | None = None,
         output_fields: Sequence[str] = (),
     ) -> list[Match]:
         """Dense and BM25 searches fused by reciprocal rank fusion inside Milvus: one call,
         one result list (`candidates` hits from each side, `limit` fused ones back)."""
         from pymilvus import AnnSearchRequest, RRFRanker
 
+        self._need_bm25()
         expression = self._expression(collection, filters) or None
+        dense_params = self._dense_params(candidates, nprobe, ef)
         dense = AnnSearchRequest(
             [np.asarray(vector, dtype=np.float32).tolist()],
             VECTOR_FIELD,
-            {"metric_type": "COSINE", "params": {"nprobe": nprobe or self._nprobe}},
+            {"metric_type": "COSINE", "params": dense_params},
             candidates,
             expr=expression,
         )
         lexical = AnnSearchRequest(
             [text], SPARSE_FIELD, {"metric_type": "BM25"}, candidates, expr=expression
         )
-        result = self._call(
-            "hybrid_search",
-            collection,
-            [dense, lexical],
-            RRFRanker(rrf_k),
-            limit=limit,
-            output_fields=list(output_fields),
-        )
+        try:
+            result = self._call(
+                "hybrid_search",
+                collection,
+                [dense, lexical],
+                RRFRanker(rrf_k),
+                limit=limit,
+                output_fields=list(output_fields),
+            )
+        except _NoBM25Statistics:
+            # No text to score (an empty collection, or every text empty): the fusion of the
+            # dense list with an empty one, as Milvus would rank it.
+            hits = self.search(
+                collection,
+                vector,
+                candidates,
+                filters,
+                nprobe=nprobe,
+                ef=ef,
+                output_fields=output_fields,
+            )
+            return [
+                Match(h.id, 1.0 / (rrf_k + rank), h.fields)
+                for rank, h in enumerate(hits[:limit], start=1)
+            ]
+        except IndexNotReady:
+            if self.has_collection(collection) and self._row_count(collection) == 0:
+                return []
+            raise
         return _matches(result[0])
 
     def fetch_fields(
@@ -410,11 +571,10 @@ class MilvusVectorStore:
     ) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 1000):
-            rows = self._call(
-                "get", collection, ids=list(ids[start : start + 1000]), output_fields=list(fields)
-            )
-            for row in rows:
-                found[str(row["id"])] = {f: row.get(f) for f in fields}
+            # Not pymilvus' `get(ids=...)`: it quotes ids with `'` and escapes nothing.
+            expression = ids_expression(ids[start : start + 1000])
+            for row in self._rows(collection, expression, ["id", *fields]):
+                found[document_id(str(row["id"]))] = {f: row.get(f) for f in fields}
         return found
 
     def _expression(self, collection: str, filters: Mapping[str, list[str]]) -> str:
@@ -444,6 +604,21 @@ class MilvusVectorStore:
         )
         return list(rows)
 
+    def _rows(
+        self, collection: str, expression: str, fields: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        # pymilvus 2.5 cannot decode an empty query result of a collection with ARRAY fields.
+        if self._count(collection, expression) == 0:
+            return []
+        rows = self._call(
+            "query",
+            collection,
+            filter=expression,
+            output_fields=list(fields),
+            consistency_level="Strong",
+        )
+        return list(rows)
+
     def _count(self, collection: str, expression: str) -> int:
         return int(self._query(collection, expression, "count(*)")[0]["count(*)"])
 
@@ -451,7 +626,7 @@ class MilvusVectorStore:
         found: set[str] = set()
         for start in range(0, len(ids), 1000):
             chunk = list(ids[start : start + 1000])
-            expression = f"id in [{', '.join(_quote(i) for i in chunk)}]"
+            expression = ids_expression(chunk)
             # pymilvus 2.5 cannot decode an empty query result of a collection with ARRAY
             # fields, so count first and fetch ids only when the answer is partial.
             present = self._count(collection, expression)
@@ -469,11 +644,12 @@ class MilvusVectorStore:
             if "Unsupported data type" in str(exc):
                 return []
             raise
-        return [str(r["id"]) for r in rows]
+        return [document_id(str(r["id"])) for r in rows]
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), 1000):
-            self._call("delete", collection, ids=list(ids[start : start + 1000]))
+            # A filter of our own: pymilvus' `delete(ids=...)` quotes with `'`, escaping nothing.
+            self._call("delete", collection, filter=ids_expression(ids[start : start + 1000]))
 
     def drop(self, collection: str) -> None:
         if self.has_collection(collection):
@@ -490,9 +666,24 @@ def lite_alias_target(client: Any, name: str) -> str:
 
 def _matches(hits: Any) -> list[Match]:
     return [
-        Match(id=str(hit["id"]), score=float(hit["distance"]), fields=dict(hit.get("entity") or {}))
+        Match(
+            id=document_id(str(hit["id"])),
+            score=float(hit["distance"]),
+            fields=dict(hit.get("entity") or {}),
+        )
         for hit in hits
     ]
+
+
+def _has_sparse(schema: Any) -> bool:
+    return any(f.name == SPARSE_FIELD for f in schema.fields)
+
+
+def _version(text: str) -> tuple[int, int]:
+    """(major, minor) from a server's version text ("v2.3.5-lite", "Zilliz Cloud ...
+    (Compatible with Milvus 2.5)"); unreadable text counts as current."""
+    found = re.search(r"(\d+)\.(\d+)", text)
+    return (int(found.group(1)), int(found.group(2))) if found else (99, 0)
 
 
 def _clip_utf8(text: str, limit: int) -> str:

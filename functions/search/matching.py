@@ -61,6 +61,7 @@ def match(
             candidates=params.candidates,
             rrf_k=params.rrf_k,
             nprobe=params.nprobe,
+            ef=params.ef,
             output_fields=output_fields,
         )
     lexical_future = _POOL.submit(lexical)

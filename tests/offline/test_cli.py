@@ -70,6 +70,16 @@ def test_invalid_records_are_reported_with_line_numbers(
     assert "Milvus 3, MongoDB 3" in lenient.stderr
 
 
+def test_index_with_no_valid_record_fails_and_says_so(env: dict[str, str], tmp_path: Path) -> None:
+    corpus = tmp_path / "all-bad.jsonl"
+    corpus.write_text('{"question": "no id"}\n{oops\n')
+    result = mmsearch(env, "index", "--input", str(corpus))
+    assert result.returncode == 2, result.stderr
+    assert "2 invalid records" in result.stderr
+    assert "holds no valid record: nothing was indexed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_index_of_a_missing_file_fails_cleanly(env: dict[str, str]) -> None:
     result = mmsearch(env, "index", "--input", "/nonexistent/corpus.jsonl")
     assert result.returncode == 1

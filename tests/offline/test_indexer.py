@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from functions.core.scenes import QA
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_document_store, open_vector_store
-from indexing.corpus import QADocument
+from indexing.corpus import QADocument, read_corpus
 from indexing.indexer import Indexer, IndexVerificationError
 
 
@@ -121,3 +123,15 @@ def test_a_collection_from_before_the_text_field_is_rebuilt_with_bm25(
     assert (report.vectors, report.documents) == (5, 5)
     hits = vectors.search_text(collection, "reset password", 3, {})
     assert hits[0].id == "qa-000"
+
+
+def test_a_single_category_string_is_read_as_a_one_element_list(tmp_path: Path) -> None:
+    corpus = tmp_path / "one.jsonl"
+    corpus.write_text(
+        '{"id": "a", "question": "q", "category": "science"}\n'
+        '{"id": "b", "question": "q", "category": ["science", "art"]}\n'
+        '{"id": "c", "question": "q", "category": 7}\n'
+    )
+    read = read_corpus(corpus)
+    assert [d.category for d in read.documents] == [["science"], ["science", "art"]]
+    assert [(r.line, r.reason.split(":")[0]) for r in read.invalid] == [(3, "category")]
