@@ -10,7 +10,8 @@ import onnxruntime as ort
 
 from functions.core.encoder import ExportedEncoder, TextEncoder, open_session
 from functions.core.errors import ModelUnavailable
-from functions.core.images import DEFAULT_MAX_PIXELS, ImagePreprocessor
+from functions.core.images import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS, ImagePreprocessor
+from functions.core.memory_budget import MemoryBudget
 
 
 class ClipEncoder(ExportedEncoder):
@@ -34,6 +35,8 @@ class ClipEncoder(ExportedEncoder):
         verify: bool = False,
         spin: bool = True,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
+        max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+        budget: MemoryBudget | None = None,
     ) -> ClipEncoder:
         """Load once per process; images over `max_image_pixels` are refused undecoded."""
         text = TextEncoder.load(model_dir, threads=threads, verify=verify, spin=spin)
@@ -42,7 +45,12 @@ class ClipEncoder(ExportedEncoder):
             raise ModelUnavailable(f"{model_dir} holds a {manifest.kind} model, not a CLIP model")
         try:
             session = open_session(model_dir / manifest.image_model, threads=threads, spin=spin)
-            images = ImagePreprocessor(manifest.image_preprocessing, max_pixels=max_image_pixels)
+            images = ImagePreprocessor(
+                manifest.image_preprocessing,
+                max_pixels=max_image_pixels,
+                max_decoded_bytes=max_decoded_bytes,
+                budget=budget,
+            )
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             raise ModelUnavailable(f"cannot load model from {model_dir}: {exc}") from exc
         return cls(text, session, images)

@@ -65,6 +65,14 @@ class Settings(BaseModel):
     max_filter_fields: int = Field(4, ge=1, description="Fields one search may filter on.")
     max_filter_values: int = Field(64, ge=1, le=64, description="Values one filter may list.")
     max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are refused.")
+    max_image_decoded_bytes: int = Field(
+        160_000_000, ge=1, description="Images whose decoded pixels would take more: a 422."
+    )
+    image_memory_budget_bytes: int = Field(
+        384 * 2**20,
+        ge=2**20,
+        description="Bytes all images decoded at once may hold; more waits, then a 503.",
+    )
     max_body_bytes: int = Field(5 * 2**20, ge=1, description="Larger request bodies: 413.")
     clip_model_dir: Path | None = Field(
         None, description="CLIP export for the image scenes; default home/models/clip if there."

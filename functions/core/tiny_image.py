@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from functions.core.images import DEFAULT_MAX_PIXELS, ImagePreprocessor
+from functions.core.images import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS, ImagePreprocessor
 from functions.core.manifest import ImagePreprocessing
+from functions.core.memory_budget import MemoryBudget
 
 SIDE = 16
 TINY_IMAGE = "tiny-image-16"
@@ -23,7 +24,13 @@ class TinyImageEncoder:
     name = TINY_IMAGE
     dim = 3 * SIDE * SIDE
 
-    def __init__(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(
+        self,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        *,
+        max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+        budget: MemoryBudget | None = None,
+    ) -> None:
         params = ImagePreprocessing(
             size={"shortest_edge": SIDE},
             resample=4,  # BOX: the mean of each cell, what a thumbnail should be
@@ -31,7 +38,9 @@ class TinyImageEncoder:
             image_mean=[0.5, 0.5, 0.5],
             image_std=[0.5, 0.5, 0.5],
         )
-        self._images = ImagePreprocessor(params, max_pixels=max_pixels)
+        self._images = ImagePreprocessor(
+            params, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes, budget=budget
+        )
 
     def embed_images(self, images: Sequence[bytes], batch_size: int = 64) -> np.ndarray:
         """(n, 768) float32, L2-normalised; a bad image raises InvalidRequest."""
