@@ -1,19 +1,23 @@
 """`mmsearch push-model`: an exported model folder to S3 as an immutable version.
 
 Files go to `s3://bucket/<prefix>/<name>/<version>/`, the manifest last (a reader that finds
-the manifest finds every file it lists), then `<prefix>/<name>/LATEST` names the version.
+the manifest finds every file it lists), then `<prefix>/<name>/LATEST` names the version: a
+record for people and scripts. Deployments never follow it: they pin a version
+(`-c model_version=<version>`), which is the same content hash the CDK app gives the model it
+ships itself, so pushing a model and deploying it with the app never name one model twice.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from functions.core.manifest import MANIFEST_FILE, ModelManifest
-from functions.core.model_source import LATEST_FILE, S3Folder, read_object, verify_folder
+from functions.core.manifest import MANIFEST_FILE, ModelManifest, check_segment
+from functions.core.model_source import S3Folder, read_object, verify_folder
+
+LATEST_FILE = "LATEST"
 
 
 class VersionConflict(Exception):
@@ -47,14 +51,14 @@ class PushedModel:
         lines = [f"{self.name} version {self.version}: {done}", f"  {self.uri}"]
         if self.pointer:
             lines.append(f"  {self.pointer} -> {self.version}")
-        lines.append(f"deploy with MMSEARCH_MODEL_S3_URI={self.uri}")
+        lines.append(f'deploy with: make deploy CDK_ARGS="-c model_version={self.version}"')
+        lines.append(f"(functions elsewhere: MMSEARCH_MODEL_S3_URI={self.uri})")
         return "\n".join(lines)
 
 
 def model_version(manifest: ModelManifest) -> str:
     """A short content hash: the same files always give the same version."""
-    listing = "\n".join(f"{name} {digest}" for name, digest in sorted(manifest.files.items()))
-    return hashlib.sha256(listing.encode()).hexdigest()[:12]
+    return manifest.content_version()
 
 
 def push_model(
@@ -69,9 +73,9 @@ def push_model(
     """Upload the verified folder `model_dir` as `version` (default: its content hash) and,
     with `latest`, point `LATEST` at it. Raises `VersionConflict` rather than overwrite."""
     manifest = verify_folder(model_dir)
-    version = version or model_version(manifest)
-    if "/" in version or version in {"", ".", "..", LATEST_FILE}:
-        raise ValueError(f"invalid version {version!r}")
+    version = check_segment(version or model_version(manifest))
+    if version == LATEST_FILE:
+        raise ValueError(f"invalid model version {version!r}: it names the pointer")
     s3 = s3 or _s3_client()
     model_folder = S3Folder.parse(f"s3://{bucket}/{prefix.strip('/')}/{manifest.name}")
     folder = model_folder.child(version)

@@ -1,7 +1,9 @@
-"""Store connections from AWS Secrets Manager: one JSON secret read once at init.
+"""Store connections from AWS Secrets Manager: one secret per store, read once at init.
 
-The secret holds `{"milvus_uri": ..., "milvus_token": ..., "mongo_uri": ...}` (`milvus_token`
-may be null or absent). Its values are never logged nor put in an error message.
+`milvus_secret` holds `{"milvus_uri": ..., "milvus_token": ...}` (`milvus_token` may be null
+or absent) and `mongo_secret` holds `{"mongo_uri": ...}`, so a function is granted only the
+credentials of the stores it talks to. `connection_secret`, one secret with all three keys,
+is the older layout and still read. Values are never logged nor put in an error message.
 """
 
 from __future__ import annotations
@@ -18,44 +20,71 @@ log = logging.getLogger("mmsearch")
 
 
 class ConnectionSecretError(RuntimeError):
-    """The connection secret cannot be read or is not the JSON object it must be."""
+    """A connection secret cannot be read or is not the JSON object it must be."""
 
 
-class ConnectionSecret(BaseModel):
-    """The secret's shape; every value is a SecretStr, so no repr shows one."""
+def _not_empty(value: SecretStr) -> SecretStr:
+    if not value.get_secret_value().strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+class MilvusSecret(BaseModel):
+    """The vector store's secret; every value is a SecretStr, so no repr shows one."""
 
     model_config = ConfigDict(extra="forbid")
 
     milvus_uri: SecretStr
     milvus_token: SecretStr | None = None
+
+    _uri = field_validator("milvus_uri")(_not_empty)
+
+
+class MongoSecret(BaseModel):
+    """The document store's secret: extra keys (a Milvus token) are refused, not carried."""
+
+    model_config = ConfigDict(extra="forbid")
+
     mongo_uri: SecretStr
 
-    @field_validator("milvus_uri", "mongo_uri")
-    @classmethod
-    def _not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("must not be empty")
-        return value
+    _uri = field_validator("mongo_uri")(_not_empty)
+
+
+class ConnectionSecret(MilvusSecret):
+    """Both stores in one secret (the older layout)."""
+
+    mongo_uri: SecretStr
+
+    _mongo = field_validator("mongo_uri")(_not_empty)
+
+
+Secret = MilvusSecret | MongoSecret | ConnectionSecret
 
 
 def resolve_connection(settings: Settings, fetch: Any = None) -> Settings:
-    """Settings with the store connections from `connection_secret` (unchanged when unset).
-    `fetch(name, max_age)` returns the decoded secret; default: Powertools' `get_secret`."""
-    name = settings.connection_secret
-    if not name:
+    """Settings with the store connections from the configured secrets (unchanged when none
+    is set). `fetch(name, max_age)` returns a decoded secret; default: Powertools' `get_secret`."""
+    fetch = fetch or _get_secret
+    update: dict[str, Any] = {}
+    sources: list[tuple[str | None, type[Secret]]] = [
+        (settings.connection_secret, ConnectionSecret),
+        (settings.milvus_secret, MilvusSecret),
+        (settings.mongo_secret, MongoSecret),
+    ]
+    for name, shape in sources:
+        if not name:
+            continue
+        secret = read_secret(name, shape, settings.secret_max_age_s, fetch)
+        log.info("store connections read from secret %s", name)
+        update |= {key: getattr(secret, key) for key in type(secret).model_fields}
+    if not update:
         return settings
-    secret = read_connection_secret(name, settings.secret_max_age_s, fetch or _get_secret)
-    log.info("store connections read from secret %s", name)
-    return settings.model_copy(
-        update={
-            "milvus_uri": secret.milvus_uri.get_secret_value(),
-            "milvus_token": secret.milvus_token,
-            "mongo_uri": secret.mongo_uri,
-        }
-    )
+    if "milvus_uri" in update:
+        update["milvus_uri"] = update["milvus_uri"].get_secret_value()
+    return settings.model_copy(update=update)
 
 
-def read_connection_secret(name: str, max_age_s: int, fetch: Any) -> ConnectionSecret:
+def read_secret(name: str, shape: type[Secret], max_age_s: int, fetch: Any) -> Secret:
     """The validated secret; errors name the secret and the fields, never a value."""
     try:
         value = fetch(name, max_age_s)
@@ -66,16 +95,23 @@ def read_connection_secret(name: str, max_age_s: int, fetch: Any) -> ConnectionS
     if not isinstance(value, dict):
         raise ConnectionSecretError(f"connection secret {name!r} is not a JSON object")
     try:
-        return ConnectionSecret.model_validate(value)
+        return shape.model_validate(value)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
             for e in exc.errors(include_url=False, include_input=False, include_context=False)
         )
+        keys = ", ".join(shape.model_fields)
         raise ConnectionSecretError(
-            f"connection secret {name!r} must be JSON {{milvus_uri, milvus_token, mongo_uri}}:"
-            f" {problems}"
+            f"connection secret {name!r} must be JSON {{{keys}}}: {problems}"
         ) from None
+
+
+def read_connection_secret(name: str, max_age_s: int, fetch: Any) -> ConnectionSecret:
+    """The older one-secret layout, validated (kept for callers of the earlier API)."""
+    secret = read_secret(name, ConnectionSecret, max_age_s, fetch)
+    assert isinstance(secret, ConnectionSecret)
+    return secret
 
 
 def _get_secret(name: str, max_age_s: int) -> Any:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
@@ -16,6 +17,19 @@ IMAGE_MODEL_FILE = "image.onnx"
 # OpenAI CLIP's pixel statistics: CLIPImageProcessor's defaults.
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+# A model name or version is one path segment of an S3 key and of the local cache path: a
+# letter or digit first, then letters, digits, `.`, `_`, `-` (never `..`, never `/`).
+SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_segment(value: str, what: str = "model version") -> str:
+    """`value` when it is a safe single path segment (`SEGMENT`, no `..`), else `ValueError`."""
+    if not isinstance(value, str) or not SEGMENT.fullmatch(value) or ".." in value:
+        raise ValueError(
+            f"invalid {what} {value!r}: letters, digits, '.', '_', '-' (a letter or digit first,"
+            " at most 128, no '..')"
+        )
+    return value
 
 
 class Parity(BaseModel):
@@ -80,6 +94,26 @@ class ModelManifest(BaseModel):
     image_input: str = "pixel_values"
     image_preprocessing: ImagePreprocessing | None = None
     image_parity: ImageParity | None = None
+
+    @model_validator(mode="after")
+    def _graphs_are_listed_files(self) -> ModelManifest:
+        """Every file is a relative path inside the folder, and the graphs it names are among
+        its own `files` (so they are downloaded and sha256-checked like the rest)."""
+        check_segment(self.name, "model name")
+        for name in self.files:
+            path = PurePosixPath(name)
+            if path.is_absolute() or ".." in path.parts or "\\" in name or name == MANIFEST_FILE:
+                raise ValueError(f"manifest lists a file outside its folder: {name!r}")
+        for graph in (self.text_model, self.image_model):
+            if graph is not None and graph not in self.files:
+                raise ValueError(f"model file {graph!r} is not among the manifest's files")
+        return self
+
+    def content_version(self) -> str:
+        """A short content hash of the listed files: the same files always give the same
+        version (what `mmsearch push-model` and the CDK app name a version by default)."""
+        listing = "\n".join(f"{name} {digest}" for name, digest in sorted(self.files.items()))
+        return hashlib.sha256(listing.encode()).hexdigest()[:12]
 
     @classmethod
     def read(cls, model_dir: Path) -> ModelManifest:

@@ -1,14 +1,14 @@
 """Exported model folders from S3: downloaded once at init into a local cache, sha256-checked.
 
-Layout written by `mmsearch push-model`:
-`s3://bucket/<prefix>/<name>/<version>/{manifest.json, model.onnx, ...}` and a pointer
-`s3://bucket/<prefix>/<name>/LATEST` holding `{"version": ...}`. A URI may name a version
-folder, or the model folder, in which case `LATEST` picks the version.
+Layout written by `mmsearch push-model` and by the CDK app's model deployment:
+`s3://bucket/<prefix>/<name>/<version>/{manifest.json, model.onnx, ...}`. A URI names one
+version folder: init never follows a pointer (a `LATEST` object may exist for people), so
+what a published version serves is fixed when it is deployed, and a missing key, which S3
+answers with 403 to a role without `s3:ListBucket`, is reported as missing or unreadable.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from functions.core.errors import ModelUnavailable
-from functions.core.manifest import MANIFEST_FILE, ModelManifest
+from functions.core.manifest import MANIFEST_FILE, ModelManifest, check_segment
 
 if TYPE_CHECKING:
     from functions.core.settings import Settings
 
-LATEST_FILE = "LATEST"
 log = logging.getLogger("mmsearch")
 
 
@@ -35,11 +34,15 @@ class S3Folder:
 
     @classmethod
     def parse(cls, uri: str) -> S3Folder:
-        """`s3://bucket/some/prefix[/]` as a folder; anything else is a `ValueError`."""
+        """`s3://bucket/some/prefix[/]` as a folder; anything else is a `ValueError`, and so
+        is a prefix segment that is not a plain name (`..`, `.`, empty): the prefix is also a
+        path under the local model cache."""
         if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
             raise ValueError(f"not an s3:// URI: {uri!r}")
         bucket, _, key = uri[5:].partition("/")
         key = key.strip("/")
+        for segment in key.split("/") if key else []:
+            check_segment(segment, f"segment of {uri!r}")
         return cls(bucket, f"{key}/" if key else "")
 
     def key(self, name: str) -> str:
@@ -68,9 +71,13 @@ def materialize_models(settings: Settings, s3: Any = None) -> Settings:
 
 
 def fetch_model(uri: str, cache_dir: Path, s3: Any) -> Path:
-    """The verified local copy of the model folder at `uri`, downloaded unless a verified copy
-    is already in `cache_dir`. Raises `ModelUnavailable` naming any missing or altered file."""
-    folder = resolve_version(S3Folder.parse(uri), s3)
+    """The verified local copy of the version folder at `uri`, downloaded unless a verified
+    copy is already in `cache_dir`. Raises `ModelUnavailable` naming any missing or altered
+    file."""
+    try:
+        folder = S3Folder.parse(uri)
+    except ValueError as exc:
+        raise ModelUnavailable(str(exc)) from None
     local = cache_dir / folder.bucket / folder.prefix
     if (local / MANIFEST_FILE).exists():
         try:
@@ -88,20 +95,6 @@ def fetch_model(uri: str, cache_dir: Path, s3: Any) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("model %s ready in %s", folder, local)
     return local
-
-
-def resolve_version(folder: S3Folder, s3: Any) -> S3Folder:
-    """`folder` itself when it holds a manifest, else the version its `LATEST` names."""
-    pointer = read_object(s3, folder, LATEST_FILE)
-    if pointer is None:
-        return folder
-    try:
-        version = json.loads(pointer)["version"]
-    except (ValueError, KeyError, TypeError):
-        raise ModelUnavailable(f"{folder}{LATEST_FILE} is not JSON {{'version': ...}}") from None
-    if not isinstance(version, str) or not version or "/" in version:
-        raise ModelUnavailable(f"{folder}{LATEST_FILE} names no valid version: {version!r}")
-    return folder.child(version)
 
 
 def verify_folder(model_dir: Path) -> ModelManifest:
@@ -125,7 +118,10 @@ def _download(folder: S3Folder, dest: Path, s3: Any) -> None:
     """The manifest, then every file it lists; a file absent from S3 is named in the error."""
     manifest_bytes = read_object(s3, folder, MANIFEST_FILE)
     if manifest_bytes is None:
-        raise ModelUnavailable(f"no {MANIFEST_FILE} (and no {LATEST_FILE}) under {folder}")
+        raise ModelUnavailable(
+            f"no {MANIFEST_FILE} under {folder} (missing, or not readable by this role): the URI"
+            " must name a version folder <prefix>/<name>/<version>/ that holds a model"
+        )
     dest.mkdir(parents=True)
     (dest / MANIFEST_FILE).write_bytes(manifest_bytes)
     try:
@@ -140,25 +136,36 @@ def _download(folder: S3Folder, dest: Path, s3: Any) -> None:
         try:
             s3.download_file(folder.bucket, folder.key(name), str(target))
         except Exception as exc:
-            if _is_not_found(exc):
-                raise ModelUnavailable(f"{folder}{name} is missing from S3") from None
+            if _is_not_found(exc) or _is_denied(exc):
+                raise ModelUnavailable(
+                    f"{folder}{name} is missing from S3 (or not readable)"
+                ) from None
             raise
 
 
 def read_object(s3: Any, folder: S3Folder, name: str) -> bytes | None:
-    """An object's bytes, or None when it does not exist."""
+    """An object's bytes, or None when it is absent. S3 answers a missing key with 403 to a
+    principal without `s3:ListBucket` (the functions' roles), so 403 reads as absent too;
+    callers say "missing or not readable", which is all such a principal can know."""
     try:
         body: bytes = s3.get_object(Bucket=folder.bucket, Key=folder.key(name))["Body"].read()
     except Exception as exc:
-        if _is_not_found(exc):
+        if _is_not_found(exc) or _is_denied(exc):
             return None
         raise
     return body
 
 
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
 def _is_not_found(exc: Exception) -> bool:
-    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-    return code in {"NoSuchKey", "404", "NotFound"}
+    return _error_code(exc) in {"NoSuchKey", "404", "NotFound"}
+
+
+def _is_denied(exc: Exception) -> bool:
+    return _error_code(exc) in {"AccessDenied", "403", "Forbidden"}
 
 
 def _s3_client() -> Any:

@@ -102,8 +102,19 @@ class Settings(BaseModel):
 
     connection_secret: str | None = Field(
         None,
-        description="Secrets Manager name or ARN of JSON {milvus_uri, milvus_token, mongo_uri};"
-        " read once at init, its values override the fields of the same name.",
+        description="Secrets Manager name or ARN of JSON {milvus_uri, milvus_token, mongo_uri}"
+        " (both stores in one secret: the older layout); read once at init, its values"
+        " override the fields of the same name.",
+    )
+    milvus_secret: str | None = Field(
+        None,
+        description="Secrets Manager name or ARN of JSON {milvus_uri, milvus_token}: the vector"
+        " store's own secret, granted only to the functions that search or index.",
+    )
+    mongo_secret: str | None = Field(
+        None,
+        description="Secrets Manager name or ARN of JSON {mongo_uri}: the document store's own"
+        " secret, granted only to the functions that read or write documents.",
     )
     secret_max_age_s: int = Field(300, ge=0, description="Secret cache TTL.")
 

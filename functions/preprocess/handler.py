@@ -1,12 +1,18 @@
 """Lambda entry point: init loads the model once (from S3 if so configured); `handler` serves
-API Gateway events."""
+API Gateway events. SnapStart snapshots that init; `RestorableHandler` re-seeds after restore."""
 
 from functions.core.lambda_http import lambda_handler
 from functions.core.model_source import materialize_models
 from functions.core.settings import Settings
+from functions.core.snapstart import LambdaHandler, RestorableHandler
 from functions.preprocess.service import build_preprocessor, routes
 
-_settings = materialize_models(Settings())
-handler = lambda_handler(
-    routes(build_preprocessor(_settings), _settings.max_body_bytes), _settings.max_body_bytes
-)
+
+def init() -> tuple[Settings, LambdaHandler]:
+    """The model, then the routes: what the snapshot holds."""
+    settings = materialize_models(Settings())
+    served = routes(build_preprocessor(settings), settings.max_body_bytes)
+    return settings, lambda_handler(served, settings.max_body_bytes)
+
+
+handler = RestorableHandler(init)

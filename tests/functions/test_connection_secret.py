@@ -1,4 +1,5 @@
-"""Store connections from Secrets Manager: read once at init, never echoed.
+"""Store connections from Secrets Manager: one secret per store, read once at init, never
+echoed; the older one-secret layout still reads.
 
 Secrets Manager and S3 are moto (also inside the fresh process that cold-starts handlers: a
 moto server would need moto[server]); the model, MongoDB-wire server and handlers are real."""
@@ -104,6 +105,35 @@ def test_a_malformed_secret_is_a_clear_error_that_never_shows_its_values(
     assert "hunter2" not in "".join(traceback.format_exception(raised.value))
 
 
+def test_each_store_reads_its_own_secret(secrets: object, tmp_path: Path) -> None:
+    milvus = store_secret(
+        secrets, json.dumps({"milvus_uri": "http://m:19530", "milvus_token": "t-1"})
+    )
+    mongo = store_secret(secrets, json.dumps({"mongo_uri": "mongodb://app:pw-2@db.example.net"}))
+
+    both = resolve_connection(Settings(home=tmp_path, milvus_secret=milvus, mongo_secret=mongo))
+    documents_only = resolve_connection(Settings(home=tmp_path, mongo_secret=mongo))
+
+    assert both.milvus_uri == "http://m:19530"
+    assert both.milvus_token and both.milvus_token.get_secret_value() == "t-1"
+    assert both.mongo_uri and both.mongo_uri.get_secret_value().endswith("@db.example.net")
+    assert documents_only.milvus_token is None and documents_only.milvus_uri is None
+    assert documents_only.mongo_uri == both.mongo_uri
+
+
+def test_the_document_store_secret_refuses_to_carry_the_milvus_token(
+    secrets: object, tmp_path: Path
+) -> None:
+    """Summary is granted the MongoDB secret only: a Milvus token put there would reach it."""
+    value = {"mongo_uri": "mongodb://db.example.net", "milvus_token": "hunter2-leak"}
+    name = store_secret(secrets, json.dumps(value))
+
+    with pytest.raises(ConnectionSecretError, match="milvus_token: Extra inputs") as raised:
+        resolve_connection(Settings(home=tmp_path, mongo_secret=name))
+    assert "hunter2" not in "".join(traceback.format_exception(raised.value))
+    assert "{mongo_uri}" in str(raised.value)
+
+
 def test_a_missing_secret_is_named(secrets: object, tmp_path: Path) -> None:
     with pytest.raises(ConnectionSecretError, match="mmsearch/absent"):
         resolve_connection(Settings(home=tmp_path, connection_secret="mmsearch/absent"))
@@ -120,7 +150,7 @@ with mock_aws():
     boto3.client("s3").create_bucket(Bucket="models")
     push_model(Path(setup["model_dir"]), "models", s3=boto3.client("s3"))
     boto3.client("secretsmanager").create_secret(
-        Name="mmsearch/connections", SecretString=json.dumps(setup["secret"])
+        Name="mmsearch/mongo", SecretString=json.dumps(setup["secret"])
     )
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     from functions.preprocess.handler import handler as preprocess
@@ -136,18 +166,17 @@ def test_handlers_cold_started_from_s3_and_the_secret_answer_without_logging_sec
     canary = uuid.uuid4().hex
     assert indexed_qa.mongo_uri is not None
     secret = {
-        "milvus_uri": f"http://m{canary}.invalid",
-        "milvus_token": f"t{canary}",
         "mongo_uri": f"{indexed_qa.mongo_uri.get_secret_value().rstrip('/')}/?appName=a{canary}",
     }
-    name = ModelManifest.read(model_dir).name
+    manifest = ModelManifest.read(model_dir)
+    name, version = manifest.name, manifest.content_version()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MMSEARCH_", "AWS_"))},
         **FAKE_CREDENTIALS,
         "MMSEARCH_HOME": str(tmp_path / "home"),
-        "MMSEARCH_MODEL_S3_URI": f"s3://models/models/{name}/",  # no version: LATEST picks it
+        "MMSEARCH_MODEL_S3_URI": f"s3://models/models/{name}/{version}/",  # as deployed: pinned
         "MMSEARCH_MODEL_CACHE_DIR": str(tmp_path / "models"),
-        "MMSEARCH_CONNECTION_SECRET": "mmsearch/connections",
+        "MMSEARCH_MONGO_SECRET": "mmsearch/mongo",
         "MMSEARCH_COLLECTION_PREFIX": indexed_qa.collection_prefix,
     }
     events = [
@@ -174,5 +203,5 @@ def test_handlers_cold_started_from_s3_and_the_secret_answer_without_logging_sec
     assert [d["question"] for d in body["documents"]] == ["How long does shipping take?"]
     assert body["missing"] == ["nope"]
     assert list((tmp_path / "models" / "models" / "models" / name).glob("*/model.onnx"))
-    assert "mmsearch/connections" in done.stderr  # init logged where the connections came from
+    assert "mmsearch/mongo" in done.stderr  # init logged where the connections came from
     assert canary not in done.stdout + done.stderr

@@ -100,7 +100,8 @@ def test_push_uploads_every_file_then_the_manifest_then_the_latest_pointer(
     assert s3.names("put_object") == ["LATEST"]
     latest = s3.client.get_object(Bucket=BUCKET, Key=f"models/{manifest.name}/LATEST")
     assert json.loads(latest["Body"].read()) == {"version": pushed.version}
-    assert f"deploy with MMSEARCH_MODEL_S3_URI={pushed.uri}" in pushed.describe()
+    assert f'make deploy CDK_ARGS="-c model_version={pushed.version}"' in pushed.describe()
+    assert f"MMSEARCH_MODEL_S3_URI={pushed.uri}" in pushed.describe()
 
 
 def test_pushing_the_same_files_again_uploads_nothing(s3: RecordingS3, model_dir: Path) -> None:
@@ -136,18 +137,78 @@ def test_push_refuses_a_local_folder_that_fails_its_manifest_before_uploading(
     assert s3.calls == []
 
 
-def test_a_model_uri_without_version_follows_latest(
+def test_init_never_follows_latest_a_uri_must_name_its_version(
     s3: RecordingS3, cache: Path, model_dir: Path, tmp_path: Path
 ) -> None:
-    push_model(model_dir, BUCKET, version="v1", s3=s3)
+    """One pinned version governs query and index: a pointer moved by a later push changes
+    nothing that is deployed, and a URI without a version is refused, not resolved."""
+    v1 = push_model(model_dir, BUCKET, version="v1", s3=s3)
     name = ModelManifest.read(model_dir).name
     newer = push_model(altered_copy(model_dir, tmp_path / "v2"), BUCKET, version="v2", s3=s3)
-
-    local = fetch_model(f"s3://{BUCKET}/models/{name}", cache, s3)
-
-    assert local == cache / BUCKET / "models" / name / "v2"
-    assert ModelManifest.read(local).files == ModelManifest.read(tmp_path / "v2").files
     assert newer.pointer == f"s3://{BUCKET}/models/{name}/LATEST"
+    s3.calls.clear()
+
+    local = fetch_model(v1.uri, cache, s3)
+    with pytest.raises(ModelUnavailable, match="must name a version folder"):
+        fetch_model(f"s3://{BUCKET}/models/{name}", cache, s3)
+
+    assert local == cache / BUCKET / "models" / name / "v1"
+    assert ModelManifest.read(local).files == ModelManifest.read(model_dir).files
+    assert "LATEST" not in s3.names("get_object")
+
+
+@pytest.mark.parametrize("version", ["..", ".", "a/b", "../other", "a..b", "-x", "LATEST"])
+def test_push_refuses_a_version_that_is_not_one_plain_path_segment(
+    s3: RecordingS3, model_dir: Path, version: str
+) -> None:
+    with pytest.raises(ValueError, match="invalid model version"):
+        push_model(model_dir, BUCKET, version=version, s3=s3)
+    assert s3.names("upload_file") == []
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"s3://{BUCKET}/models/all-MiniLM-L6-v2/../",
+        f"s3://{BUCKET}/models/../../etc/",
+        f"s3://{BUCKET}/models//v1/",
+        f"s3://{BUCKET}/models/./v1/",
+    ],
+)
+def test_a_uri_with_a_dot_dot_or_empty_segment_is_refused_before_any_s3_call(
+    s3: RecordingS3, cache: Path, uri: str
+) -> None:
+    """The prefix is also a path under the cache: `..` would resolve to the models folder, and
+    a refresh would delete other models' copies."""
+    with pytest.raises(ModelUnavailable, match="invalid segment"):
+        fetch_model(uri, cache, s3)
+    assert s3.calls == [] and not cache.exists()
+
+
+def test_a_manifest_whose_model_file_is_not_among_its_files_is_refused(model_dir: Path) -> None:
+    manifest = ModelManifest.read(model_dir).model_dump()
+    with pytest.raises(ValueError, match=r"'other\.onnx' is not among"):
+        ModelManifest.model_validate({**manifest, "text_model": "other.onnx"})
+    with pytest.raises(ValueError, match=r"'image\.onnx' is not among"):
+        ModelManifest.model_validate({**manifest, "image_model": "image.onnx"})
+    for name in ("../model.onnx", "/etc/passwd", MANIFEST_FILE):
+        files = {**manifest["files"], name: "0" * 64}
+        with pytest.raises(ValueError, match="outside its folder"):
+            ModelManifest.model_validate({**manifest, "files": files})
+
+
+def test_a_manifest_in_s3_naming_an_unlisted_graph_is_refused_and_nothing_is_cached(
+    s3: RecordingS3, cache: Path, model_dir: Path
+) -> None:
+    pushed = push_model(model_dir, BUCKET, s3=s3)
+    manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
+    manifest["text_model"] = "elsewhere.onnx"
+    key = pushed.folder.key(MANIFEST_FILE)
+    s3.client.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(manifest).encode())
+
+    with pytest.raises(ModelUnavailable, match="not a model manifest"):
+        fetch_model(pushed.uri, cache, s3)
+    assert not [p for p in cache.rglob("*") if p.is_file()]
 
 
 def test_a_file_altered_in_s3_is_refused_by_name_and_nothing_is_cached(
@@ -169,9 +230,9 @@ def test_a_file_missing_from_s3_is_named(s3: RecordingS3, cache: Path, model_dir
         fetch_model(pushed.uri, cache, s3)
 
 
-def test_a_uri_with_neither_manifest_nor_latest_says_so(s3: RecordingS3, cache: Path) -> None:
-    with pytest.raises(ModelUnavailable, match="no manifest"):
-        fetch_model(f"s3://{BUCKET}/models/nothing/", cache, s3)
+def test_a_version_with_no_manifest_says_so(s3: RecordingS3, cache: Path) -> None:
+    with pytest.raises(ModelUnavailable, match=r"no manifest\.json under .*not readable"):
+        fetch_model(f"s3://{BUCKET}/models/nothing/v1/", cache, s3)
 
 
 def test_a_verified_cached_folder_is_not_downloaded_again(
@@ -219,6 +280,7 @@ def test_the_push_model_command_prints_the_uri_to_deploy_with(
     assert result.exit_code == 0, result.output
     name = ModelManifest.read(model_dir).name
     assert f"MMSEARCH_MODEL_S3_URI=s3://{BUCKET}/models/{name}/v7/" in result.output
+    assert '-c model_version=v7"' in result.output
 
 
 def altered_copy(model_dir: Path, out: Path) -> Path:
