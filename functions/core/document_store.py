@@ -17,6 +17,9 @@ FINGERPRINT = "_fingerprint"
 # `$in` lists stay short: the local server's lookup cost grows faster than linearly with the
 # list (measured: 1,000 ids 1.7 s, 256 ids 18 ms).
 IN_CHUNK = 256
+# Reads: 1,000 ids took 2.3 s in one list, 0.50 s in lists of 256, 0.15 s in lists of 64
+# (median of 5, 3,000 stored documents, this 2-core box under load).
+READ_CHUNK = 64
 
 
 class DocumentStore(Protocol):
@@ -27,8 +30,11 @@ class DocumentStore(Protocol):
     ) -> None:
         """Insert or replace documents by their `id`; `new=True` promises none exists yet."""
 
-    def get(self, scene: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Documents found among `ids`, keyed by id (missing ids are absent)."""
+    def get(
+        self, scene: str, ids: Sequence[str], fields: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Documents found among `ids`, keyed by id (missing ids are absent); with `fields`,
+        each holds its id and those fields only."""
 
     def count(self, scene: str) -> int:
         """Number of documents in the scene."""
@@ -136,10 +142,21 @@ class MongoDocumentStore:
         with self._guard("upsert"):
             self._collection(scene).bulk_write(operations, ordered=False)
 
-    def get(self, scene: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def get(
+        self, scene: str, ids: Sequence[str], fields: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        # Bounded `$in` lists (READ_CHUNK); the chunks share one retry budget, so the whole
+        # read stays within the store timeout.
+        unique = list(dict.fromkeys(ids))
+        projection = None if fields is None else {f: 1 for f in fields if f != "id"}
+
         def read() -> dict[str, dict[str, Any]]:
-            cursor = self._collection(scene).find({"_id": {"$in": list(ids)}})
-            return {str(d["_id"]): _from_mongo(d) for d in cursor}
+            found: dict[str, dict[str, Any]] = {}
+            for start in range(0, len(unique), READ_CHUNK):
+                chunk = unique[start : start + READ_CHUNK]
+                cursor = self._collection(scene).find({"_id": {"$in": chunk}}, projection)
+                found.update((str(d["_id"]), _from_mongo(d)) for d in cursor)
+            return found
 
         return self._read("get", read)
 
