@@ -1,5 +1,6 @@
 """Image files as the page shows them: the original and a thumbnail, stored once by content
-hash under a folder the local server publishes at `/media` (S3 behind CloudFront in AWS)."""
+hash under a folder the local server publishes at `/media`, or in AWS as S3 objects under
+`media/` that CloudFront serves at `/media/*`."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from PIL import Image, ImageOps
 
-THUMBNAIL_SIDE = 256
+# The page shows images in tiles up to ~160 CSS px wide; 512 stays sharp up to 3x pixel density.
+THUMBNAIL_SIDE = 512
 SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
+CONTENT_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+CONTENT_TYPES |= {".gif": "image/gif", ".bin": "application/octet-stream"}
+S3_PREFIX = "media/"  # CloudFront's /media/* behaviour forwards the path as the key
+# Content-addressed names never change meaning: browsers and CloudFront may keep them a year.
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 @dataclass(frozen=True)
@@ -23,8 +31,14 @@ class StoredImage:
     height: int
 
 
+class MediaStore(Protocol):
+    def put(self, data: bytes) -> StoredImage:
+        """Publish `data` and its thumbnail (idempotent); where they are served."""
+        ...
+
+
 class LocalMedia:
-    """Originals in `root/originals`, thumbnails (WebP, longest side 256) in `root/thumbs`."""
+    """Originals in `root/originals`, thumbnails (WebP, longest side 512) in `root/thumbs`."""
 
     def __init__(self, root: Path, base_url: str = "/media") -> None:
         self.root = root
@@ -65,3 +79,48 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+class S3Media:
+    """Originals under `<prefix>originals/`, thumbnails under `<prefix>thumbs/` in `bucket`,
+    published at `base_url` (CloudFront's `/media/*` in front of that bucket)."""
+
+    def __init__(
+        self, client: Any, bucket: str, base_url: str = "/media", prefix: str = S3_PREFIX
+    ) -> None:
+        self._s3 = client
+        self.bucket = bucket
+        self.base_url = base_url.rstrip("/")
+        self.prefix = prefix
+
+    def put(self, data: bytes) -> StoredImage:
+        """Upload `data` and its thumbnail. Always written (content-addressed, so a rewrite is
+        the same bytes): checking first would need s3:ListBucket to tell missing from denied."""
+        digest = hashlib.sha256(data).hexdigest()
+        image = Image.open(io.BytesIO(data))
+        suffix = SUFFIXES.get(image.format or "", ".bin")
+        original, thumbnail = f"originals/{digest}{suffix}", f"thumbs/{digest}.webp"
+        self._upload(original, data)
+        self._upload(thumbnail, _thumbnail(image))
+        return StoredImage(
+            sha256=digest,
+            url=f"{self.base_url}/{original}",
+            thumbnail_url=f"{self.base_url}/{thumbnail}",
+            width=image.width,
+            height=image.height,
+        )
+
+    def key(self, url: str) -> str:
+        """The object key behind a URL this store handed out."""
+        if not url.startswith(self.base_url + "/"):
+            raise ValueError(f"{url!r} is not under {self.base_url!r}")
+        return self.prefix + url.removeprefix(self.base_url + "/")
+
+    def _upload(self, name: str, body: bytes) -> None:
+        self._s3.put_object(
+            Bucket=self.bucket,
+            Key=self.prefix + name,
+            Body=body,
+            ContentType=CONTENT_TYPES[Path(name).suffix],
+            CacheControl=IMMUTABLE,
+        )
