@@ -19,6 +19,8 @@ from functions.core.scenes import SCENES, Scene
 LAYERS = ("qp", "match", "rank", "summary")
 TEXT_FIELD = "text"  # the scene's searchable text, stored in Milvus for BM25
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# The packaged file is ~4 KB; a bound keeps any parse (pure-Python PyYAML) short.
+MAX_CONFIG_BYTES = 64 * 1024
 
 
 class ConfigError(ValueError):
@@ -171,13 +173,40 @@ def _check_fields(path: str, scene: Scene, config: SceneConfig) -> None:
                 )
 
 
-def parse_config(text: str, source: str = "pipeline config") -> PipelineConfig:
-    """Validate YAML `text`; raise `ConfigError` naming the line of the first problem."""
+class _NoAliasLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+    """SafeLoader that refuses anchors and aliases: a 463-byte "billion laughs" document
+    expands to millions of nodes; a configuration never needs them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&, *) are not allowed", event.start_mark
+            )
+        node: yaml.Node | None = super().compose_node(parent, index)
+        return node
+
+
+def _load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its data, parsed once."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: {size:,} bytes; the limit is {MAX_CONFIG_BYTES:,}")
+    loader = _NoAliasLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        return node, None if node is None else loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def parse_config(text: str, source: str = "pipeline config") -> PipelineConfig:
+    """Validate YAML `text`; raise `ConfigError` naming the line of the first problem."""
+    node, data = _load_yaml(text, source)
     lines = _key_lines(node) if node is not None else {}
     try:
         return PipelineConfig.model_validate(data)

@@ -78,7 +78,7 @@ def test_yaml_syntax_errors_are_config_errors() -> None:
 def test_file_config_reloads_on_change_and_keeps_the_last_good_one(tmp_path: Path) -> None:
     path = tmp_path / "pipeline.yaml"
     path.write_text(DEFAULT_TEXT, encoding="utf-8")
-    source = FileConfig(path, check_every_s=0)
+    source = FileConfig(path, check_every_s=0, background=False)
     assert source.get().scenes["qa"].rank.experiments["mmr"].params.mmr_lambda == 0.8
 
     def rewrite(text: str) -> None:
@@ -347,7 +347,9 @@ def test_appconfig_source_polls_through_powertools_and_keeps_the_last_good(
             {"ConfigurationToken": f"t{number}"},
         )
     with stub:
-        source = AppConfig("mmsearch", "prod", "pipeline", max_age_s=0, client=client)
+        source = AppConfig(
+            "mmsearch", "prod", "pipeline", max_age_s=0, client=client, background=False
+        )
         lam = lambda: source.get().scenes["qa"].rank.experiments["mmr"].params.mmr_lambda  # noqa: E731
         assert lam() == 0.8
         assert lam() == 0.3
