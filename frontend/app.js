@@ -1,9 +1,11 @@
 // Search page: keeps the state in the URL, calls the API, renders hits, notices and errors.
 // One search asks for the first 100 hits (the API's ceiling); "More results" reveals them a
 // page at a time, appended in place, so paging is instant and the order cannot shift.
-import { documents, health, imageBytes, scenes, search } from "./api.js";
-import { errorMessage } from "./messages.js";
-import { element, imageCaption, readableTag, renderHit, renderImageHit, safeUrl } from "./render.js";
+import { search } from "./api.js";
+import { enableDebug, forcedExperiments, hideDebugAnswer, renderLayers, showDebug } from "./debug.js";
+import { showError, showNotice } from "./messages.js";
+import { clearQueryImage, keepUpload, queryImageFor, rememberImage } from "./query_image.js";
+import { readableTag, renderHit, renderImageHit } from "./render.js";
 import { MAX_RESULTS, searchKey, stateFromUrl, urlFor } from "./state.js";
 import { openViewer } from "./viewer.js";
 
@@ -15,16 +17,11 @@ const examples = $("examples");
 const statusLine = $("status");
 const notice = $("notice");
 const errorBox = $("error");
-const timingsLine = $("timings");
 const results = $("results");
 const sceneSwitch = $("scene-switch");
 const imageDrop = $("image-drop");
 const imageFile = $("image-file");
-const queryImage = $("query-image");
 const filterLine = $("filter");
-const modeLine = $("mode");
-const debugLayers = $("debug-layers");
-const debugRan = $("debug-ran");
 const moreButton = $("more");
 const endNote = $("end-note");
 
@@ -42,8 +39,6 @@ const MODES = {
     filterField: "tags",
   },
 };
-const TIMING_STAGES = ["preprocess", "match", "rank", "summary", "total"];
-const LAYERS = ["qp", "match", "rank", "summary"];
 const DEBOUNCE_MS = 350;
 const DEBUG = stateFromUrl(window.location.href).debug;
 
@@ -51,11 +46,6 @@ let state = stateFromUrl(window.location.href);
 let current = null; // {key, hits, shown}: the answer on screen
 let inFlight = null;
 let debounceTimer = null;
-let described = {};
-let imageSpace = "";
-let previewUrl = null;
-const uploads = new Map(); // history entry's upload id -> File (not in the URL: bytes)
-const liked = new Map(); // image id -> its document, for "more like this" without a lookup
 
 /** A random id kept in this browser, so bucketing (and MMR's order) stays stable for a user. */
 function anonymousUserId() {
@@ -123,17 +113,8 @@ function syncControls(next) {
   if (queryInput.value.trim() !== next.q) queryInput.value = next.q;
   filterLine.hidden = !next.tag;
   $("filter-label").textContent = next.tag ? `Only “${readableTag(next.tag)}”` : "";
-  if (!next.like && !next.upload) setQueryImage(null, "");
-  renderDebugLayers();
-}
-
-function setQueryImage(src, label) {
-  if (previewUrl && previewUrl !== src) URL.revokeObjectURL(previewUrl);
-  previewUrl = src?.startsWith("blob:") ? src : null;
-  queryImage.hidden = !src;
-  if (src) $("query-image-preview").src = src;
-  else $("query-image-preview").removeAttribute("src");
-  $("query-image-label").textContent = label;
+  if (!next.like && !next.upload) clearQueryImage();
+  renderLayers(sceneFor(next));
 }
 
 // --- searching ------------------------------------------------------------------------------
@@ -141,29 +122,6 @@ function setQueryImage(src, label) {
 function sceneFor(next) {
   if (next.tab === "qa") return "qa";
   return next.like || next.upload ? "i2i" : "t2i";
-}
-
-/** The image an image search sends: the upload, or the liked result's own bytes. */
-async function queryImageFor(next, signal) {
-  if (next.upload) {
-    const file = uploads.get(next.upload);
-    if (!file) throw Object.assign(new Error("gone"), { code: "image_unavailable" });
-    setQueryImage(URL.createObjectURL(file), `Searching by your image “${file.name || "upload"}”`);
-    return file;
-  }
-  if (!next.like) return null;
-  let doc = liked.get(next.like);
-  if (!doc) {
-    const found = await documents({ scene: "t2i", ids: [next.like], signal });
-    doc = found.documents[0];
-    if (!doc) throw Object.assign(new Error("gone"), { code: "image_unavailable" });
-    liked.set(next.like, doc);
-  }
-  const caption = imageCaption({ document: doc, id: next.like });
-  setQueryImage(safeUrl(doc.thumbnail_url) ?? safeUrl(doc.url), `Images like “${caption}”`);
-  const source = safeUrl(doc.url) ?? safeUrl(doc.thumbnail_url);
-  if (!source) throw Object.assign(new Error("no url"), { code: "image_unavailable" });
-  return imageBytes(source, doc.name, signal);
 }
 
 function filtersFor(next) {
@@ -194,14 +152,14 @@ async function runSearch(next) {
     clearAnswer();
     current = { key: searchKey(next), hits: found.hits, shown: 0, next };
     showCount(next.k ?? pageSize());
-    showNotice(found);
+    showNotice(notice, found, searchSuggestion);
     if (DEBUG) showDebug(sceneFor(next), found);
   } catch (error) {
     if (controller.signal.aborted) return; // superseded by a newer search
     current = null;
     clearAnswer();
     statusLine.textContent = "Search failed.";
-    showError(error, byImage);
+    showError(errorBox, error, byImage);
   } finally {
     if (inFlight === controller) {
       inFlight = null;
@@ -237,39 +195,12 @@ function showCount(count) {
       : `${total} for ${subject}${target < hits.length ? ` · showing ${target}` : ""}`;
 }
 
-function showNotice({ weakMatch, spelling }) {
-  notice.replaceChildren();
-  if (spelling && spelling.applied) {
-    notice.append("Showing results for ", element("strong", "", spelling.suggestion), ". ");
-  } else if (spelling) {
-    const suggestion = element("button", "suggestion", spelling.suggestion);
-    suggestion.type = "button";
-    suggestion.addEventListener("click", () => {
-      queryInput.value = spelling.suggestion;
-      navigate({ ...state, q: spelling.suggestion, like: null, upload: null, k: pageSize() }, "push");
-    });
-    notice.append("Did you mean ", suggestion, "? ");
-  }
-  if (weakMatch) notice.append(element("span", "weak-match", "No close match; nearest results."));
-  notice.hidden = notice.childNodes.length === 0;
-}
-
-function showError(error, byImage) {
-  const message = element("p", "error-message", errorMessage(error, { byImage }));
-  const code = element("p", "error-code", "Code: ");
-  code.append(element("code", "", String(error?.code ?? "unknown_error")));
-  if (error?.status) code.append(` (HTTP ${error.status})`);
-  errorBox.replaceChildren(message, code);
-  errorBox.hidden = false;
-}
-
 function clearAnswer() {
   results.replaceChildren();
   errorBox.hidden = true;
   errorBox.replaceChildren();
   notice.hidden = true;
-  timingsLine.hidden = true;
-  modeLine.hidden = true;
+  hideDebugAnswer();
   moreButton.hidden = true;
   endNote.hidden = true;
 }
@@ -277,63 +208,6 @@ function clearAnswer() {
 function setBusy(busy) {
   results.setAttribute("aria-busy", String(busy));
   form.setAttribute("aria-busy", String(busy));
-}
-
-// --- developer controls (?debug=1) ----------------------------------------------------------
-
-function renderDebugLayers() {
-  if (!DEBUG) return;
-  const scene = described[sceneFor(state)];
-  const chosen = forcedExperiments();
-  debugLayers.replaceChildren();
-  for (const layer of LAYERS) {
-    const label = element("label", "debug-layer", `${layer} `);
-    const select = element("select");
-    select.dataset.layer = layer;
-    select.append(new Option("bucketed", ""));
-    for (const [name, ratio] of Object.entries(scene?.layers?.[layer] ?? {})) {
-      select.append(new Option(`${name} (${ratio})`, name));
-    }
-    if (chosen[layer]) select.value = chosen[layer];
-    label.append(select);
-    debugLayers.append(label);
-  }
-}
-
-function forcedExperiments() {
-  const forced = {};
-  for (const select of debugLayers.querySelectorAll("select")) {
-    if (select.value) forced[select.dataset.layer] = select.value;
-  }
-  return forced;
-}
-
-function formatMs(value) {
-  return typeof value === "number" && Number.isFinite(value) ? `${value.toFixed(1)} ms` : "– ms";
-}
-
-function showDebug(scene, { timings_ms: timings, experiments }) {
-  timingsLine.textContent = TIMING_STAGES.map((s) => `${s} ${formatMs(timings?.[s])}`).join(" · ");
-  timingsLine.hidden = false;
-  debugRan.textContent = `Ran: ${LAYERS.map((l) => `${l} ${experiments?.[l] ?? "?"}`).join(" · ")}`;
-  const match = experiments?.match ?? "";
-  modeLine.textContent =
-    scene === "i2i" ? `Matching pixels: ${imageSpace || "image space"}.`
-    : scene === "t2i" && match === "caption"
-      ? "Matching captions (mode: caption). Pixels are matched only with a CLIP model."
-      : scene === "t2i" ? `Matching mode: ${match}.` : "";
-  modeLine.hidden = !modeLine.textContent;
-}
-
-if (DEBUG) {
-  for (const node of document.querySelectorAll("#debug")) node.hidden = false;
-  scenes().then((found) => {
-    described = found;
-    renderDebugLayers();
-  });
-  health().then((info) => {
-    imageSpace = typeof info.image_space === "string" ? info.image_space : "";
-  });
 }
 
 // --- actions --------------------------------------------------------------------------------
@@ -349,6 +223,11 @@ function submitQuery(how) {
   navigate({ ...state, q, like: null, upload: null, k: pageSize() }, how);
 }
 
+function searchSuggestion(suggestion) {
+  queryInput.value = suggestion;
+  navigate({ ...state, q: suggestion, like: null, upload: null, k: pageSize() }, "push");
+}
+
 function filterByTag(tag) {
   navigate({ ...state, tag, k: pageSize() }, "push");
 }
@@ -358,7 +237,7 @@ function openImage(hit, opener) {
 }
 
 function moreLikeThis(hit) {
-  if (hit.document) liked.set(String(hit.id), hit.document);
+  rememberImage(String(hit.id), hit.document);
   queryInput.value = "";
   navigate(
     { tab: "images", q: "", tag: null, like: String(hit.id), upload: null, k: pageSize() },
@@ -366,12 +245,9 @@ function moreLikeThis(hit) {
   );
 }
 
-let uploadCount = 0;
 function searchByImage(file) {
   if (!file) return;
-  uploadCount += 1;
-  const id = `${Date.now().toString(36)}-${uploadCount}`;
-  uploads.set(id, file);
+  const id = keepUpload(file);
   queryInput.value = ""; // the image is the query now
   navigate({ tab: "images", q: "", tag: null, like: null, upload: id, k: pageSize() }, "push");
 }
@@ -459,6 +335,8 @@ examples.addEventListener("click", (event) => {
 window.addEventListener("popstate", () => {
   show({ ...stateFromUrl(window.location.href), upload: history.state?.upload ?? null });
 });
+
+if (DEBUG) enableDebug();
 
 // A shared or reloaded link (?tab=&q=&k=&tag=&like=) reopens its search.
 if ([...topKSelect.options].some((o) => o.value === String(state.k))) {

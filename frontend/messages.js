@@ -1,5 +1,7 @@
 // What the page says about each failure: a fixed sentence per error code, never the server's
-// own message (which may name hosts, files or objects the public should not see).
+// own message (which may name hosts, files or objects the public should not see); and the
+// notices above an answer (weak match, spelling).
+import { element } from "./render.js";
 
 const MESSAGES = {
   invalid_request: "The search could not run as asked. Try a shorter or different query.",
@@ -36,4 +38,30 @@ export function errorMessage(error, { byImage = false } = {}) {
       : " Try again in a moment.";
   }
   return text;
+}
+
+/** Fill `box` with the message and the stable code for `error`. */
+export function showError(box, error, byImage) {
+  const message = element("p", "error-message", errorMessage(error, { byImage }));
+  const code = element("p", "error-code", "Code: ");
+  code.append(element("code", "", String(error?.code ?? "unknown_error")));
+  if (error?.status) code.append(` (HTTP ${error.status})`);
+  box.replaceChildren(message, code);
+  box.hidden = false;
+}
+
+/** Fill `box` with "did you mean" (a button calling `onSuggestion`), "showing results for"
+ * and "no close match"; hidden when there is nothing to say. */
+export function showNotice(box, { weakMatch, spelling }, onSuggestion) {
+  box.replaceChildren();
+  if (spelling && spelling.applied) {
+    box.append("Showing results for ", element("strong", "", spelling.suggestion), ". ");
+  } else if (spelling) {
+    const suggestion = element("button", "suggestion", spelling.suggestion);
+    suggestion.type = "button";
+    suggestion.addEventListener("click", () => onSuggestion(spelling.suggestion));
+    box.append("Did you mean ", suggestion, "? ");
+  }
+  if (weakMatch) box.append(element("span", "weak-match", "No close match; nearest results."));
+  box.hidden = box.childNodes.length === 0;
 }
