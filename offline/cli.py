@@ -216,6 +216,7 @@ def _index(
         open_document_store,
         open_vector_store,
     )
+    from functions.search.spelling import count_terms, save_vocabulary
     from indexing.corpus import read_corpus
     from indexing.indexer import Indexer, IndexVerificationError
 
@@ -273,6 +274,12 @@ def _index(
                 _on_batch(progress, task, len(corpus.documents)),
                 prune=prune,
             )
+        # The corpus's words, for search's "did you mean" (functions/search/spelling.py).
+        save_vocabulary(
+            documents,
+            scene.store,
+            count_terms(scene.embedding_text(d.model_dump()) for d in corpus.documents),
+        )
     except (IndexVerificationError, ServiceError) as exc:
         raise _fail(str(exc)) from None
     except OperationFailure as exc:  # e.g. refused credentials; the reply names no secret

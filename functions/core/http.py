@@ -8,12 +8,19 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.core.errors import ServiceError
 from functions.core.routes import Route, describe_errors, media_type_error
 from functions.core.schemas import ErrorBody
+from functions.core.security_headers import (
+    API_CONTENT_SECURITY_POLICY,
+    page_content_security_policy,
+    security_headers,
+)
 from functions.core.uploads import is_multipart, multipart_to_json
 
 log = logging.getLogger("mmsearch")
@@ -41,7 +48,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("%s: %s", exc.code, exc.message)
-        return error_response(exc.status, exc.code, exc.message, exc.retry_after_s)
+        return error_response(exc.status, exc.code, exc.public_message, exc.retry_after_s)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -62,51 +69,90 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_api(title: str, description: str, max_body_bytes: int = 5 * 2**20) -> FastAPI:
-    """A FastAPI app with the shared error handling and body limit installed."""
+    """A FastAPI app with the shared error handling, body limit and security headers."""
     app = FastAPI(title=title, description=description, version="0.1.0")
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.state.form_paths = set()  # filled by include_routes from each Route's `form`
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, form_paths=app.state.form_paths)
+    docs = {p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p}
+    app.add_middleware(SecurityHeaders, docs_paths=frozenset(docs))
     return app
 
 
-class BodyLimit:
-    """ASGI middleware: POST bodies over `max_bytes` are a 413 before any parsing (as API
-    Gateway and Lambda refuse them), and multipart search forms become the JSON body."""
+class SecurityHeaders:
+    """ASGI middleware: every response carries nosniff, frame denial and a referrer policy;
+    JSON the API's CSP, anything else (the page, media) the page's. The API docs page loads
+    Swagger UI from a CDN, so it alone goes without a CSP."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, docs_paths: frozenset[str]) -> None:
+        self.app = app
+        self.docs_paths = docs_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                media = headers.get("content-type", "")
+                if scope["path"] in self.docs_paths:
+                    policy = None
+                elif media.startswith("application/json"):
+                    policy = API_CONTENT_SECURITY_POLICY
+                else:
+                    policy = page_content_security_policy()
+                for name, value in security_headers(policy).items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """ASGI middleware: POST bodies of the wrong type are a 415 and bodies over `max_bytes`
+    a 413 before any parsing (as API Gateway and Lambda refuse them); a client that goes
+    away mid-body is not served (its truncated body never reaches a route); multipart
+    search forms become the JSON body, parsed in a worker thread, off the event loop."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, form_paths: set[str]) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.form_paths = form_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if refused := media_type_error(content_type, scope["path"] in self.form_paths):
+            await _refuse(415, "unsupported_media_type", refused, scope, receive, send)
+            return
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _refuse(413, "payload_too_large", self._limit, scope, receive, send)
+            return
         chunks, size = [], 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # abandoned (or timed out by the local server): nobody to answer
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                limit = f"bodies are limited to {self.max_bytes:,} bytes"
-                await error_response(413, "payload_too_large", limit)(scope, receive, send)
+                await _refuse(413, "payload_too_large", self._limit, scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
-        headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if refused := media_type_error(content_type):
-            await error_response(415, "unsupported_media_type", refused)(scope, receive, send)
-            return
-        if not content_type:  # no declared type reads as JSON, as the Lambda handler does
-            headers[b"content-type"] = b"application/json"
-            scope = {**scope, "headers": list(headers.items())}
         if is_multipart(content_type):
             try:
-                body = multipart_to_json(body, content_type)
+                body = await run_in_threadpool(multipart_to_json, body, content_type)
             except ServiceError as exc:
-                await error_response(exc.status, exc.code, exc.message)(scope, receive, send)
+                await error_response(exc.status, exc.code, exc.public_message)(scope, receive, send)
                 return
             headers[b"content-type"] = b"application/json"
             headers[b"content-length"] = str(len(body)).encode()
@@ -122,9 +168,25 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
+    @property
+    def _limit(self) -> str:
+        return f"bodies are limited to {self.max_bytes:,} bytes"
+
+
+async def _refuse(
+    status: int, code: str, message: str, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """An error sent before the body is read: the connection closes after it, so the rest of
+    the body is never read (or waited for)."""
+    response = error_response(status, code, message)
+    response.headers["connection"] = "close"
+    await response(scope, receive, send)
+
 
 def include_routes(app: FastAPI, routes: list[Route]) -> None:
     """Serve `routes` from `app`, documented in its OpenAPI schema."""
+    form_paths: set[str] = getattr(app.state, "form_paths", set())
+    form_paths.update(route.path for route in routes if route.form)
     for route in routes:
         app.add_api_route(
             route.path,

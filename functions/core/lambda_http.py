@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from functions.core import correlation
 from functions.core.errors import ServiceError
 from functions.core.routes import Route, describe_errors, media_type_error
+from functions.core.security_headers import API_HEADERS
 from functions.core.uploads import is_multipart, multipart_to_json
 
 log = logging.getLogger("mmsearch")
@@ -27,7 +28,8 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> LambdaHandler:
     """A Lambda handler serving `routes` for API Gateway v2 (and direct-invoke) events;
-    bodies over `max_body_bytes` are a 413, multipart search bodies are read as forms."""
+    bodies over `max_body_bytes` are a 413, a body without a JSON type a 415 (multipart
+    forms are read where the route takes them); answers carry the API's security headers."""
     table = {(r.method, r.path): r for r in routes}
     paths = {r.path for r in routes}
 
@@ -53,7 +55,7 @@ def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> 
                     413, "payload_too_large", f"bodies are limited to {max_body_bytes:,} bytes"
                 )
             content_type = _header(event, "content-type")
-            if refused := media_type_error(content_type):
+            if refused := media_type_error(content_type, route.form):
                 return error(415, "unsupported_media_type", refused)
             if is_multipart(content_type):
                 body = multipart_to_json(body, content_type or "")
@@ -65,7 +67,7 @@ def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> 
         except ValidationError as exc:
             return error(*describe_errors(exc.errors(include_url=False, include_input=False)))
         except ServiceError as exc:  # a multipart body that cannot be read
-            return error(exc.status, exc.code, exc.message)
+            return error(exc.status, exc.code, exc.public_message)
         return _answer(route, method, path, request)
 
     return handler
@@ -77,7 +79,7 @@ def _answer(route: Route, method: str, path: str, request: Any) -> dict[str, Any
     except ServiceError as exc:
         if exc.status >= 500:
             log.warning("%s: %s", exc.code, exc.message)
-        return error(exc.status, exc.code, exc.message, exc.retry_after_s)
+        return error(exc.status, exc.code, exc.public_message, exc.retry_after_s)
     except Exception:
         log.exception("unhandled error on %s %s", method, path)
         return error(500, "internal", "internal error; it has been logged")
@@ -96,7 +98,7 @@ def error(status: int, code: str, message: str, retry_after_s: int | None = None
 def _json(status: int, body: str) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"content-type": "application/json"},
+        "headers": {"content-type": "application/json", **API_HEADERS},
         "body": body,
         "isBase64Encoded": False,
     }

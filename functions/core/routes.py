@@ -24,6 +24,7 @@ class Route:
     response: type[BaseModel]
     call: Callable[..., BaseModel]
     tag: str
+    form: bool = False  # also reads `multipart/form-data` (functions.core.uploads)
 
 
 def describe_errors(errors: list[Any]) -> tuple[int, str, str]:
@@ -39,15 +40,21 @@ def describe_errors(errors: list[Any]) -> tuple[int, str, str]:
     return 422, "invalid_request", "; ".join(parts)
 
 
-def media_type_error(content_type: str | None) -> str | None:
-    """Why a body of `content_type` is refused (a 415), or None: JSON (`application/json`,
-    `application/*+json`, or no type at all) and multipart forms are read."""
-    media = (content_type or "application/json").split(";", 1)[0].strip().lower()
-    if media in ("application/json", "multipart/form-data") or (
+def media_type_error(content_type: str | None, form: bool = False) -> str | None:
+    """Why a body of `content_type` is refused (a 415), or None: JSON (`application/json` or
+    `application/*+json`) is read, and multipart forms where `form`. A body without a type is
+    refused: a cross-site page can send one without a CORS preflight (as it can a form)."""
+    accepted = "application/json" + (" or multipart/form-data" if form else "")
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if not media:
+        return f"send Content-Type: {accepted}"
+    if media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     ):
         return None
-    return f"bodies are JSON (application/json), not {media[:100]!r}"
+    if form and media == "multipart/form-data":
+        return None
+    return f"bodies are {accepted}, not {media[:100]!r}"
 
 
 def _cut(part: object, limit: int = 64) -> str:

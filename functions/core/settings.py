@@ -74,6 +74,16 @@ class Settings(BaseModel):
         description="Bytes all images decoded at once may hold; more waits, then a 503.",
     )
     max_body_bytes: int = Field(5 * 2**20, ge=1, description="Larger request bodies: 413.")
+    # The local server only: in AWS, API Gateway holds the connections (offline/local_server.py).
+    allowed_hosts: str = Field(
+        "",
+        description="Comma-separated Host names the local server also answers besides "
+        "127.0.0.1, localhost, [::1] and --host (DNS-rebinding guard); '*': any.",
+    )
+    header_timeout_s: float = Field(10.0, gt=0, description="Request headers must arrive within.")
+    body_timeout_s: float = Field(30.0, gt=0, description="A body must arrive within; else 408.")
+    max_concurrent_bodies: int = Field(8, ge=1, description="Bodies read at once; more: 503.")
+    max_connections: int = Field(64, ge=1, description="Open connections; more: 503.")
     clip_model_dir: Path | None = Field(
         None, description="CLIP export for the image scenes; default home/models/clip if there."
     )

@@ -309,6 +309,6 @@ def routes(service: SearchService) -> list[Route]:
         )
 
     return [
-        Route("POST", "/v1/search", SearchRequest, SearchResponse, search, "search"),
+        Route("POST", "/v1/search", SearchRequest, SearchResponse, search, "search", form=True),
         Route("GET", "/v1/scenes", None, ScenesResponse, scenes, "search"),
     ]

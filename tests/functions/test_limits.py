@@ -130,20 +130,31 @@ def test_right_to_left_text_and_emoji_within_limits_are_answered(
     assert all(h["document"]["category"][0] == "billing" for h in body["hits"])
 
 
-def send_raw(door: str, routes: list[Route], body: bytes, content_type: str | None) -> Any:
-    """POST raw bytes to /v1/search with the given content type (None: no header)."""
+def send_raw(
+    door: str, routes: list[Route], body: bytes, content_type: str | None, path: str = SEARCH
+) -> Any:
+    """POST raw bytes to `path` with the given content type (None: no header)."""
+    status, answer, _ = send_raw_with_headers(door, routes, body, content_type, path)
+    return status, answer
+
+
+def send_raw_with_headers(
+    door: str, routes: list[Route], body: bytes, content_type: str | None, path: str = SEARCH
+) -> tuple[int, Any, dict[str, str]]:
+    """`send_raw`, also returning the response's headers (lower-cased names)."""
     headers = {} if content_type is None else {"content-type": content_type}
     if door == "lambda":
-        event = http_event("POST", SEARCH, None)
+        event = http_event("POST", path, None)
         event["headers"] = headers
         event["body"] = base64.b64encode(body).decode()
         event["isBase64Encoded"] = True
         response = lambda_handler(routes)(event, None)
-        return response["statusCode"], response_json(response)
+        lowered = {k.lower(): v for k, v in response["headers"].items()}
+        return response["statusCode"], response_json(response), lowered
     app = create_api("test", "test")
     include_routes(app, routes)
-    response = TestClient(app).post(SEARCH, content=body, headers=headers)
-    return response.status_code, response.json()
+    answer = TestClient(app).post(path, content=body, headers=headers)
+    return answer.status_code, answer.json(), dict(answer.headers)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +168,9 @@ def send_raw(door: str, routes: list[Route], body: bytes, content_type: str | No
         (b'{"query": "refund"}', "text/plain", 415, "unsupported_media_type"),
         (b"query=refund", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
         (b"<query>refund</query>", "application/xml", 415, "unsupported_media_type"),
-        (b'{"query": "refund"}', None, 200, None),  # no declared type: read as JSON
+        # No declared type: a cross-site page can send that without a CORS preflight.
+        (b'{"query": "refund"}', None, 415, "unsupported_media_type"),
+        (b'{"query": "refund"}', "", 415, "unsupported_media_type"),
         (b'{"query": "refund"}', "application/json; charset=utf-8", 200, None),
     ],
 )
