@@ -1,7 +1,13 @@
-"""The public HTTP API and the three functions behind it (or one, when deployed as one)."""
+"""The public HTTP API and the three functions behind it (or one, when deployed as one).
+
+The page reaches this API through its own CloudFront distribution (`/v1/*`, infra/web.py), so
+it calls its own origin: no CORS, and a CSP `connect-src 'self'`. This stack therefore does not
+depend on the web stack; the web stack depends on it.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsii
@@ -13,15 +19,13 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from infra.config import DeployConfig
-from infra.functions import HANDLERS, CodeSource, placement, service_function
-from infra.nag import acknowledge, acknowledge_bucket_deployment
+from infra.config import DeployConfig, function_name
+from infra.functions import HANDLERS, CodeSource, service_function
+from infra.nag import acknowledge
+from infra.network import FunctionNetwork
 from infra.storage import StorageStack, bucket_arn, bucket_name, nag_bucket_arn
-from infra.web import WebStack
 
 # A Lambda event is at most 6 MB and binary bodies arrive base64-encoded (4/3 larger):
 # 4.4 MB raw is the largest body that still fits, so the functions refuse above it.
@@ -30,11 +34,34 @@ ROUTES: dict[str, list[tuple[apigwv2.HttpMethod, str]]] = {
     "search": [
         (apigwv2.HttpMethod.POST, "/v1/search"),
         (apigwv2.HttpMethod.GET, "/v1/scenes"),
+        (apigwv2.HttpMethod.GET, "/v1/health"),
     ],
     "preprocess": [(apigwv2.HttpMethod.POST, "/v1/embed")],
     "summary": [(apigwv2.HttpMethod.POST, "/v1/documents:batchGet")],
 }
+# Routes the page never calls: IAM-signed callers only unless `private_embed_and_documents`
+# is false (embedding 64 texts is ~9 s of CPU; batchGet reads any stored document).
+INTERNAL_ROUTES = frozenset({"POST /v1/embed", "POST /v1/documents:batchGet"})
 LIVE = "live"
+# One JSON line per request, HTTP API `$context` variables only (REST-only ones such as
+# $context.resourcePath are refused by API Gateway at deploy): tests/infra/test_stacks.py
+# checks each against the documented list.
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "httpMethod": "$context.httpMethod",
+    "routeKey": "$context.routeKey",
+    "path": "$context.path",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationError": "$context.integrationErrorMessage",
+    "error": "$context.error.message",
+    "userAgent": "$context.identity.userAgent",
+}
 
 
 def model_uri(config: DeployConfig) -> str:
@@ -76,12 +103,14 @@ class ApiStack(Stack):
         config: DeployConfig,
         code: CodeSource,
         storage: StorageStack,
-        web: WebStack,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
-        self._options = placement(self, config)
+        # Also the indexing stack's: one set of endpoints and security groups per VPC.
+        self.network = FunctionNetwork(self, "Network", config=config) if config.vpc_id else None
+        self.function_options = self.network.function_options if self.network else {}
+        self._options = self.function_options
         self.model_uri = model_uri(config)
         # Each function is told only what it may read: the model (preprocess), the connection
         # secret (search, summary); one function running all three gets both.
@@ -89,6 +118,7 @@ class ApiStack(Stack):
         model = {"MMSEARCH_MODEL_S3_URI": self.model_uri}
         secret = {"MMSEARCH_CONNECTION_SECRET": storage.secret.secret_arn}
         self.functions: dict[str, lambda_.Alias] = {}  # the `live` alias of each function
+        self.function_names: dict[str, str] = {}  # their physical names, for other stacks
         if config.split_functions:
             preprocess = self._function(
                 "preprocess", code, limits | model, snap_start=config.snap_start
@@ -122,10 +152,12 @@ class ApiStack(Stack):
             storage.secret.grant_read(search)
             preprocess = summary = search
         self._targets = {"search": search, "preprocess": preprocess, "summary": summary}
+        if config.search_reserved_concurrency is not None:
+            cfn_search = search.version.lambda_.node.default_child
+            assert isinstance(cfn_search, lambda_.CfnFunction)
+            cfn_search.reserved_concurrent_executions = config.search_reserved_concurrency
 
-        self.origin = config.web_origin or f"https://{web.distribution.distribution_domain_name}"
         self.api = self._http_api()
-        self._site_config(web)
 
     def _function(
         self,
@@ -152,6 +184,7 @@ class ApiStack(Stack):
             self, f"{name.title()}Live", alias_name=LIVE, version=function.current_version
         )
         self.functions[name] = alias
+        self.function_names[name] = function_name(self.config.name, name)
         return alias
 
     def _read_models(self, function: lambda_.Alias) -> None:
@@ -171,23 +204,30 @@ class ApiStack(Stack):
             },
         )
 
+    def _cors(self) -> apigwv2.CorsPreflightOptions | None:
+        """CORS only for a page served from elsewhere (`web_origin`): the deployed page calls
+        the API through its own CloudFront origin."""
+        if not self.config.web_origin:
+            return None
+        return apigwv2.CorsPreflightOptions(
+            allow_origins=[self.config.web_origin],
+            allow_methods=[
+                apigwv2.CorsHttpMethod.GET,
+                apigwv2.CorsHttpMethod.POST,
+                apigwv2.CorsHttpMethod.OPTIONS,
+            ],
+            allow_headers=["content-type", "authorization"],
+            expose_headers=["retry-after"],
+            max_age=Duration.hours(1),
+        )
+
     def _http_api(self) -> apigwv2.HttpApi:
         api = apigwv2.HttpApi(
             self,
             "Api",
             api_name=f"{self.config.name}-api",
             create_default_stage=False,
-            cors_preflight=apigwv2.CorsPreflightOptions(
-                allow_origins=[self.origin],
-                allow_methods=[
-                    apigwv2.CorsHttpMethod.GET,
-                    apigwv2.CorsHttpMethod.POST,
-                    apigwv2.CorsHttpMethod.OPTIONS,
-                ],
-                allow_headers=["content-type", "authorization"],
-                expose_headers=["retry-after"],
-                max_age=Duration.hours(1),
-            ),
+            cors_preflight=self._cors(),
             default_authorizer=self._authorizer(),
         )
         access_logs = logs.LogGroup(
@@ -206,35 +246,46 @@ class ApiStack(Stack):
             ),
             access_log_settings=AccessLogs(
                 apigwv2.LogGroupLogDestination(access_logs),
-                apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=False,
-                ),
+                apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FORMAT)),
             ),
         )
-        for name, routes in ROUTES.items():
-            target = integrations.HttpLambdaIntegration(
-                f"{name.title()}Integration", self._targets[name]
-            )
-            for method, path in routes:
-                api.add_routes(path=path, methods=[method], integration=target)
+        self._routes(api)
         CfnOutput(self, "ApiUrl", value=api.api_endpoint)
         if self.config.auth == "none":
             acknowledge(
                 api,
                 {
                     "AwsSolutions-APIG4": "A public search API by design (auth=none): the page"
-                    " calls it anonymously; the stage is throttled. auth=jwt or iam closes it.",
+                    " calls it anonymously; each route is throttled. auth=jwt or iam closes it.",
                 },
             )
         return api
+
+    def _routes(self, api: apigwv2.HttpApi) -> None:
+        """Every route to its function's alias, each with its own throttle; the internal ones
+        behind IAM when `private_embed_and_documents`."""
+        private = authorizers.HttpIamAuthorizer()
+        settings: dict[str, dict[str, float]] = {}
+        for name, routes in ROUTES.items():
+            target = integrations.HttpLambdaIntegration(
+                f"{name.title()}Integration", self._targets[name]
+            )
+            for method, path in routes:
+                key = f"{method.value} {path}"
+                internal = key in INTERNAL_ROUTES and self.config.private_embed_and_documents
+                for route in api.add_routes(
+                    path=path,
+                    methods=[method],
+                    integration=target,
+                    authorizer=private if internal else None,
+                ):
+                    # Route settings name routes by key: the routes must exist first.
+                    self.stage.node.add_dependency(route)
+                rate, burst = self.config.route_throttle[key]
+                settings[key] = {"ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}
+        stage = self.stage.node.default_child
+        assert isinstance(stage, apigwv2.CfnStage)
+        stage.add_property_override("RouteSettings", settings)
 
     def _authorizer(self) -> apigwv2.IHttpRouteAuthorizer | None:
         if self.config.auth == "iam":
@@ -246,19 +297,3 @@ class ApiStack(Stack):
                 jwt_audience=self.config.jwt_audience,
             )
         return None
-
-    def _site_config(self, web: WebStack) -> None:
-        """The page learns the API's URL from config.json, written next to it."""
-        site = s3.Bucket.from_bucket_name(self, "Site", bucket_name(self.config, "site"))
-        s3deploy.BucketDeployment(
-            self,
-            "SiteConfig",
-            sources=[
-                s3deploy.Source.json_data("config.json", {"apiBaseUrl": self.api.api_endpoint})
-            ],
-            destination_bucket=site,
-            prune=False,
-            distribution=web.distribution,
-            distribution_paths=["/config.json"],
-        )
-        acknowledge_bucket_deployment(self, [f"{nag_bucket_arn(self.config, 'site')}/*"])

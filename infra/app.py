@@ -33,10 +33,9 @@ def build_app(
     env = Environment(account=config.account, region=config.region)
     prefix = config.name
     storage = StorageStack(app, f"{prefix}-storage", config=config, env=env)
-    web = WebStack(app, f"{prefix}-web", config=config, storage=storage, env=env)
-    api = ApiStack(
-        app, f"{prefix}-api", config=config, code=code, storage=storage, web=web, env=env
-    )
+    api = ApiStack(app, f"{prefix}-api", config=config, code=code, storage=storage, env=env)
+    # The page calls the API through its own distribution (/v1/*): the web stack follows it.
+    web = WebStack(app, f"{prefix}-web", config=config, storage=storage, api=api.api, env=env)
     indexing = IndexingStack(
         app,
         f"{prefix}-indexing",
@@ -49,7 +48,7 @@ def build_app(
         data_bucket=storage.data_bucket,
         model_bucket=storage.model_bucket,
         secret=storage.secret,
-        function_options=None,
+        function_options=api.function_options,  # one VPC placement (endpoints) for all
         env=env,
     )
     observability = ObservabilityStack(
@@ -57,7 +56,7 @@ def build_app(
         f"{prefix}-observability",
         config=config,
         api=api.api,
-        functions={**api.functions, "indexing": indexing.function},
+        functions={**api.function_names, "indexing": indexing.function_name},
         state_machine=indexing.state_machine,
         env=env,
     )

@@ -24,6 +24,22 @@ TIMEOUT_S: dict[FunctionName, int] = {
     "summary": 10,
     "indexing": 900,
 }
+# Per-route throttles (steady requests per second, burst) under the stage's own: embedding 64
+# texts costs ~9 s of CPU, so /v1/embed gets the least.
+ROUTE_THROTTLE: dict[str, tuple[float, int]] = {
+    "POST /v1/search": (50, 100),
+    "GET /v1/scenes": (10, 20),
+    "GET /v1/health": (10, 20),
+    "POST /v1/embed": (5, 10),
+    "POST /v1/documents:batchGet": (20, 40),
+}
+
+
+def function_name(prefix: str, name: str) -> str:
+    """A function's physical name, known to every stack without a cross-stack export (alarms
+    and the dashboard name functions by it, so switching `split_functions` removes no export
+    another stack imports)."""
+    return f"{prefix}-{name}"
 
 
 class DeployConfig(BaseModel):
@@ -50,11 +66,36 @@ class DeployConfig(BaseModel):
     jwt_audience: list[str] = Field(default_factory=list)
     throttle_rate: float = Field(50, gt=0, description="Steady requests per second, per stage.")
     throttle_burst: int = Field(100, gt=0)
+    route_throttle: dict[str, tuple[float, int]] = Field(
+        default_factory=lambda: dict(ROUTE_THROTTLE),
+        description="Per route key: (rate, burst); a partial mapping changes only its routes.",
+    )
+    private_embed_and_documents: bool = Field(
+        True,
+        description="POST /v1/embed and /v1/documents:batchGet take IAM-signed callers only"
+        " (the page uses neither); false: they follow `auth` like search.",
+    )
+    search_reserved_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="Concurrency reserved for (and capping) the search function; None: none, "
+        "since Lambda keeps 100 unreserved and new accounts may have a limit of 10.",
+    )
 
     connection_secret_arn: str | None = Field(
         None,
-        description="An existing Secrets Manager secret holding JSON {milvus_uri, milvus_token,"
-        " mongo_uri}; None: the stack creates one from NoEcho parameters.",
+        description="An existing secret holding both stores' JSON {milvus_uri, milvus_token,"
+        " mongo_uri} (the older one-secret layout); None: one secret per store.",
+    )
+    milvus_secret_arn: str | None = Field(
+        None,
+        description="An existing secret holding JSON {milvus_uri, milvus_token}; None: the stack"
+        " creates it from the NoEcho parameters MilvusUri and MilvusToken.",
+    )
+    mongo_secret_arn: str | None = Field(
+        None,
+        description="An existing secret holding JSON {mongo_uri}; None: the stack creates it"
+        " from the NoEcho parameter MongoUri.",
     )
     model_name: str = "all-MiniLM-L6-v2"
     model_version: str = Field(
@@ -65,6 +106,25 @@ class DeployConfig(BaseModel):
     subnet_ids: list[str] = Field(default_factory=list)
     security_group_ids: list[str] = Field(default_factory=list)
     availability_zones: list[str] = Field(default_factory=list)
+    route_table_ids: list[str] = Field(
+        default_factory=list, description="The subnets' route tables (the S3 gateway endpoint)."
+    )
+    vpc_endpoints: bool = Field(
+        True,
+        description="Create the S3 gateway and Secrets Manager / Lambda interface endpoints in"
+        " the VPC; false: the VPC already reaches them (endpoints of its own, or a NAT).",
+    )
+
+    existing_buckets: bool = Field(
+        False,
+        description="The model and data buckets already exist (a `make destroy` retains them):"
+        " adopt them by name instead of creating them.",
+    )
+    sagemaker: bool = Field(
+        False,
+        description="Add the SageMaker indexing branch (its image needs Docker at deploy);"
+        " false: every corpus embeds on Lambda.",
+    )
 
     web_origin: str | None = Field(
         None, description="The page's origin for CORS; None: the CloudFront distribution's."
@@ -77,11 +137,15 @@ class DeployConfig(BaseModel):
     )
     shard_docs: int = Field(2_000, ge=1, description="Documents per indexing shard.")
 
-    @field_validator("memory_mb", "timeout_s", mode="before")
+    @field_validator("memory_mb", "timeout_s", "route_throttle", mode="before")
     @classmethod
     def _over_defaults(cls, value: Any, info: ValidationInfo) -> Any:
-        """A partial mapping changes only the functions it names."""
-        defaults = MEMORY_MB if info.field_name == "memory_mb" else TIMEOUT_S
+        """A partial mapping changes only the functions (or routes) it names."""
+        defaults: dict[str, Any] = {
+            "memory_mb": MEMORY_MB,
+            "timeout_s": TIMEOUT_S,
+            "route_throttle": ROUTE_THROTTLE,
+        }[info.field_name or ""]
         return {**defaults, **value} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
@@ -90,6 +154,8 @@ class DeployConfig(BaseModel):
             raise ValueError("auth 'jwt' needs jwt_issuer and jwt_audience")
         if self.vpc_id and not self.subnet_ids:
             raise ValueError("vpc_id needs subnet_ids")
+        if unknown := set(self.route_throttle) - set(ROUTE_THROTTLE):
+            raise ValueError(f"route_throttle names unknown routes {sorted(unknown)}")
         return self
 
     @classmethod

@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.config import DeployConfig, FunctionName
+from infra.config import DeployConfig, FunctionName, function_name
 from infra.nag import acknowledge, acknowledge_function
 
 CodeSource = Callable[[FunctionName], lambda_.Code]
@@ -80,6 +80,8 @@ def service_function(
     function = lambda_.Function(
         scope,
         construct_id,
+        # A fixed name: other stacks (alarms) name it without a cross-stack export.
+        function_name=function_name(config.name, name),
         runtime=RUNTIME,
         architecture=ARCHITECTURE,
         code=code,

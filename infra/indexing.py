@@ -2,8 +2,12 @@
 distributed Map over the shards → Finalize (index, verify both stores, switch the alias) →
 Indexed; any step failing after its retries ends in `IndexingFailed` with its error and cause.
 
-One function runs every step (`indexing.batch.handler`); the SageMaker branch runs the same
-shard code in a container (`python -m indexing.batch.processing`), one processing job a shard.
+One function runs every step (`indexing.batch.handler`); the SageMaker branch (opt-in,
+`-c sagemaker=true`: its image asset needs Docker at deploy) runs the same shard code in a
+container (`python -m indexing.batch.processing`), one processing job a shard. Without it the
+Engine choice is left out and every corpus embeds on Lambda.
+Each Map writes its children's results to S3 (ResultWriter) instead of returning them in the
+state (256 KB at most: a cap on the shard count); Finalize reads the shards themselves.
 Buckets are named by `infra.storage.bucket_name` (no cross-stack exports, nameable findings).
 """
 
@@ -21,7 +25,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.config import DeployConfig
+from infra.config import DeployConfig, function_name
 from infra.functions import placement, service_function
 from infra.nag import acknowledge, arn_pattern
 from infra.processing import PROCESSING_JOBS, PROCESSING_LOGS, ProcessingJobs
@@ -29,6 +33,9 @@ from infra.storage import bucket_arn, bucket_name, nag_bucket_arn
 
 HANDLER = "indexing.batch.handler.handler"
 RUNS = "runs/"  # indexing.batch.events.RUNS_PREFIX: shards, manifests, reports
+MAP_RESULTS = f"{RUNS}map-results"  # each distributed Map run's ResultWriter output
+# Without SageMaker no corpus may choose it: the split step compares against this.
+NEVER = str(2**62)
 SAGEMAKER_SHARD_DOCS = 50_000  # one processing job each; a DeployConfig field if it must vary
 LAMBDA_MAP_CONCURRENCY = 10  # shards written at once: the stores' write load, not Lambda's
 SAGEMAKER_MAP_CONCURRENCY = 4
@@ -42,6 +49,7 @@ TRANSIENT = [
     "Lambda.TooManyRequestsException",
 ]
 _PLAN = {"plan": sfn.JsonPath.object_at("$.plan")}
+RESULT_WRITER_V2 = "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2"
 
 
 class IndexingStack(Stack):
@@ -73,7 +81,9 @@ class IndexingStack(Stack):
             **environment,
             "MMSEARCH_BATCH_BUCKET": self.data.bucket_name,
             "MMSEARCH_SHARD_DOCS": str(config.shard_docs),
-            "MMSEARCH_SAGEMAKER_MIN_DOCS": str(config.sagemaker_min_docs),
+            "MMSEARCH_SAGEMAKER_MIN_DOCS": (
+                str(config.sagemaker_min_docs) if config.sagemaker else NEVER
+            ),
             "MMSEARCH_SAGEMAKER_SHARD_DOCS": str(SAGEMAKER_SHARD_DOCS),
         }
         self.function = service_function(
@@ -87,18 +97,26 @@ class IndexingStack(Stack):
             # Validation and splitting spool the corpus through /tmp.
             options={**options, "ephemeral_storage_size": Size.gibibytes(4)},
         )
-        self.processing = ProcessingJobs(self, "Processing")
-        self.processing_role, self.image = self.processing.role, self.processing.image
+        self.function_name = function_name(config.name, "indexing")  # for other stacks
+        self.processing: ProcessingJobs | None = None
+        if config.sagemaker:
+            self.processing = ProcessingJobs(
+                self, "Processing", data_bucket_arn=bucket_arn(config, "data")
+            )
         self._grant_store_access(secret)
         self.state_machine = self._state_machine(options)
-        self.processing.allow(self.state_machine)
+        if self.processing is not None:
+            self.processing.allow(self.state_machine)
         self._acknowledge()
 
     def _grant_store_access(self, secret: secretsmanager.ISecret) -> None:
         """Both runners read shards, the model and the secret; the function also reads the
         input corpus (anywhere in the data bucket) and writes the run's objects."""
         data = bucket_arn(self.config, "data")
-        for grantee in (self.function.grant_principal, self.processing_role):
+        grantees = [self.function.grant_principal]
+        if self.processing is not None:
+            grantees.append(self.processing.role)
+        for grantee in grantees:
             grantee.add_to_principal_policy(
                 iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{data}/{RUNS}*"])
             )
@@ -129,24 +147,25 @@ class IndexingStack(Stack):
         embed_on_lambda = self._invoke(
             "EmbedShard", {"step": "embed", **_PLAN, "shard": sfn.JsonPath.object_at("$.shard")}
         )
-        engine = (
-            sfn.Choice(self, "Engine", comment="SageMaker from sagemaker_min_docs documents on")
-            .when(
-                sfn.Condition.string_equals("$.split.engine", "sagemaker"),
-                self._shard_map(
-                    "EmbedShardsOnSageMaker",
-                    self.processing.job_state(self, self.batch_environment, options),
-                    failed,
-                    SAGEMAKER_MAP_CONCURRENCY,
-                ),
-            )
-            .otherwise(
-                self._shard_map(
-                    "EmbedShardsOnLambda", embed_on_lambda, failed, LAMBDA_MAP_CONCURRENCY
-                )
-            )
-            .afterwards()
+        on_lambda = self._shard_map(
+            "EmbedShardsOnLambda", embed_on_lambda, failed, LAMBDA_MAP_CONCURRENCY
         )
+        engine: sfn.IChainable = on_lambda
+        if self.processing is not None:
+            engine = (
+                sfn.Choice(self, "Engine", comment="SageMaker from sagemaker_min_docs documents on")
+                .when(
+                    sfn.Condition.string_equals("$.split.engine", "sagemaker"),
+                    self._shard_map(
+                        "EmbedShardsOnSageMaker",
+                        self.processing.job_state(self, self.batch_environment, options),
+                        failed,
+                        SAGEMAKER_MAP_CONCURRENCY,
+                    ),
+                )
+                .otherwise(on_lambda)
+                .afterwards()
+            )
         finalize_arguments = {**_PLAN, "split": sfn.JsonPath.object_at("$.split")}
         chain = (
             self._step("Validate", {"request": sfn.JsonPath.entire_payload}, "$.plan", failed)
@@ -220,8 +239,14 @@ class IndexingStack(Stack):
             ),
             item_selector={**_PLAN, "shard": sfn.JsonPath.object_at("$$.Map.Item.Value")},
             max_concurrency=concurrency,
-            result_path=sfn.JsonPath.DISCARD,  # shard results are in the execution history
+            # The children's results go to S3, never into the state (at most 256 KB); only
+            # where they went is kept: {"Bucket", "Key"} of the Map run's manifest.
+            result_writer_v2=sfn.ResultWriterV2(bucket=self.data, prefix=MAP_RESULTS),
+            result_selector={"results": sfn.JsonPath.object_at("$.ResultWriterDetails")},
+            result_path="$.embedded",
         )
+        # CDK renders result_writer_v2 only under this feature flag (v1 is deprecated).
+        shard_map.node.set_context(RESULT_WRITER_V2, True)
         shard_map.item_processor(embed)
         shard_map.add_catch(failed, result_path="$.error")
         return shard_map
@@ -263,13 +288,20 @@ class IndexingStack(Stack):
                 " executions of this state machine, named at run time.",
                 f"AwsSolutions-IAM5[Resource::{executions}/*:*]": "The same child executions'"
                 " map runs.",
+            },
+        )
+        if self.processing is None:
+            return
+        acknowledge(
+            self.state_machine,
+            {
                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:"
                 f"<AWS::AccountId>:{PROCESSING_JOBS}]": "Processing jobs this state machine"
                 " names mmsearch-<shard>-<uuid> at run time.",
             },
         )
         acknowledge(
-            self.processing_role,
+            self.processing.role,
             reads
             | {
                 "AwsSolutions-IAM5[Resource::*]": "ecr:GetAuthorizationToken (and, in a VPC, the"

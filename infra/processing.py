@@ -15,6 +15,9 @@ from constructs import Construct
 
 from infra.packaging import REPO, requirements
 
+# The Lambda runtime provides boto3; the image must install it itself (at the lock's pins,
+# which hold botocore and s3transfer too).
+RUNTIME_PROVIDED = ("boto3",)
 PROCESSING_INSTANCE = "ml.m5.xlarge"
 PROCESSING_JOBS = "processing-job/mmsearch-*"
 PROCESSING_LOGS = "log-group:/aws/sagemaker/ProcessingJobs:*"
@@ -35,13 +38,22 @@ VPC_ACTIONS = [
 class ProcessingJobs(Construct):
     """The processing role and image; `job_state` is the Map's item processor on SageMaker."""
 
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, data_bucket_arn: str) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="mmsearch processing jobs: read shards, the model and the secret",
+        )
+        # An S3Prefix input is listed before it is downloaded: without ListBucket SageMaker
+        # cannot see the shard (S3 answers 403 for what it may not list).
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[data_bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["runs/*"]}},
+            )
         )
         self.image = ecr_assets.DockerImageAsset(
             self,
@@ -146,14 +158,23 @@ class ProcessingJobs(Construct):
         self.role.grant_pass_role(machine.role)
 
 
+def image_requirements() -> list[str]:
+    """The indexing function's requirements plus what Lambda's runtime would have provided
+    (boto3: the processing entry point reads S3 and the secret with it); the Dockerfile
+    installs them under requirements.lock as constraints, so at the tested versions."""
+    return [*requirements("indexing"), *RUNTIME_PROVIDED]
+
+
 def processing_image_context(build: Path = REPO / "build" / "processing-image") -> Path:
     """A small Docker context for the processing image: our two packages, the indexing
-    function's pinned requirements and indexing/batch/Dockerfile (never the repository root)."""
+    function's requirements (with boto3), the lock as pip constraints, and
+    indexing/batch/Dockerfile (never the repository root)."""
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "bench", "Dockerfile")
     for name in ("functions", "indexing"):
         shutil.copytree(REPO / name, build / name, ignore=ignore)
-    (build / "requirements.txt").write_text("\n".join(requirements("indexing")) + "\n")
+    (build / "requirements.txt").write_text("\n".join(image_requirements()) + "\n")
+    shutil.copy(REPO / "requirements.lock", build / "constraints.txt")
     shutil.copy(REPO / "indexing" / "batch" / "Dockerfile", build / "Dockerfile")
     return build

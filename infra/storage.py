@@ -64,6 +64,30 @@ def logged_bucket(
     )
 
 
+def retained_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    config: DeployConfig,
+    role: str,
+    access_logs: s3.IBucket,
+    **props: Any,
+) -> s3.IBucket:
+    """A `logged_bucket` that `make destroy` keeps; with `existing_buckets` (a redeploy after
+    a destroy: the name is taken by the kept bucket) the kept bucket is adopted by name."""
+    if config.existing_buckets:
+        return s3.Bucket.from_bucket_name(scope, construct_id, bucket_name(config, role))
+    return logged_bucket(
+        scope,
+        construct_id,
+        config=config,
+        role=role,
+        access_logs=access_logs,
+        removal_policy=RemovalPolicy.RETAIN,
+        **props,
+    )
+
+
 class StorageStack(Stack):
     """The model bucket (versioned), the data bucket (corpora and indexing runs), access logs,
     and the secret holding the Milvus and MongoDB connection strings."""
@@ -80,23 +104,21 @@ class StorageStack(Stack):
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.model_bucket = logged_bucket(
+        self.model_bucket = retained_bucket(
             self,
             "Models",
             config=config,
             role="models",
             access_logs=self.access_logs,
             versioned=True,  # a pushed model version is never overwritten in place
-            removal_policy=RemovalPolicy.RETAIN,
         )
-        self.data_bucket = logged_bucket(
+        self.data_bucket = retained_bucket(
             self,
             "Data",
             config=config,
             role="data",
             access_logs=self.access_logs,
             lifecycle_rules=[s3.LifecycleRule(prefix="runs/", expiration=Duration.days(30))],
-            removal_policy=RemovalPolicy.RETAIN,
         )
         self.secret = self._connection_secret(config)
         acknowledge(

@@ -1,11 +1,18 @@
-"""The page: a private bucket behind CloudFront (origin access control, security headers)."""
+"""The page: a private bucket behind CloudFront (origin access control, security headers),
+with the HTTP API behind the same distribution under `/v1/*`, so the page calls its own origin.
+
+The page sends no token and signs nothing, so it is served only with `auth=none`; with `jwt`
+or `iam` the API is for programs, and the distribution serves a notice saying so (output
+`Served`). Auth modes are API-only.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_s3_deployment as s3deploy
@@ -16,17 +23,25 @@ from infra.nag import acknowledge, acknowledge_bucket_deployment, arn_pattern
 from infra.storage import StorageStack, logged_bucket
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
-# Images come from the media bucket or any https origin; the API from API Gateway.
+# Images come from the media bucket or any https origin; the API is this origin's /v1/*.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; "
-    "img-src 'self' data: blob: https:; connect-src 'self' https://*.amazonaws.com; "
+    "img-src 'self' data: blob: https:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'"
+)
+API_PATH = "/v1/*"
+# What the distribution shows instead of the page when the API needs a token or a signature.
+AUTH_NOTICE = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>mmsearch</title>"
+    "<p>This deployment's API takes {auth} callers only; the search page sends neither, so it"
+    " is served only with <code>auth=none</code>. Call the API directly (README, Deploy to"
+    " AWS).</p></html>"
 )
 
 
 class WebStack(Stack):
-    """`frontend/` in a private bucket, served only through CloudFront. The API stack writes
-    config.json (the API's URL) beside it, so this stack does not depend on the API."""
+    """`frontend/` in a private bucket, served only through CloudFront, which also forwards
+    `/v1/*` to the HTTP API (uncached): the page's config.json says `apiBaseUrl: ""`."""
 
     def __init__(
         self,
@@ -35,9 +50,11 @@ class WebStack(Stack):
         *,
         config: DeployConfig,
         storage: StorageStack,
+        api: apigwv2.IHttpApi,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self.serves_page = config.auth == "none"
         self.bucket = logged_bucket(
             self,
             "Site",
@@ -80,20 +97,37 @@ class WebStack(Stack):
                 response_headers_policy=headers,
                 cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
             ),
+            additional_behaviors=(
+                {API_PATH: self._api_behavior(api, headers)} if self.serves_page else None
+            ),
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             enable_logging=True,
             log_bucket=storage.access_logs,
             log_file_prefix="cloudfront/",
         )
+        if self.serves_page:
+            # frontend/config.json holds {"apiBaseUrl": ""}: the API is this origin's /v1/*.
+            source = s3deploy.Source.asset(str(FRONTEND))
+            page = "the search page; its API under /v1/"
+        else:
+            source = s3deploy.Source.data(
+                "index.html",
+                AUTH_NOTICE.format(auth="JWT-bearing" if config.auth == "jwt" else "IAM-signed"),
+            )
+            page = (
+                f"not served: auth={config.auth} makes the API token-only and the page sends"
+                " no token (auth modes are API-only; deploy with auth=none for the page)"
+            )
         s3deploy.BucketDeployment(
             self,
             "Page",
-            sources=[s3deploy.Source.asset(str(FRONTEND), exclude=["config.json"])],
+            sources=[source],
             destination_bucket=self.bucket,
-            exclude=["config.json"],  # written by the API stack; never pruned from here
             distribution=self.distribution,
             distribution_paths=["/*"],
         )
+        CfnOutput(self, "Served", value=page, description="What the distribution serves")
+        CfnOutput(self, "PageUrl", value=f"https://{self.distribution.distribution_domain_name}")
         acknowledge_bucket_deployment(self, [f"{arn_pattern(self, self.bucket)}/*"])
         acknowledge(
             self.distribution,
@@ -105,4 +139,22 @@ class WebStack(Stack):
                 " allows TLSv1 for old clients whatever the policy; a custom domain with an ACM"
                 " certificate gets TLSv1.2_2021.",
             },
+        )
+
+    @staticmethod
+    def _api_behavior(
+        api: apigwv2.IHttpApi, headers: cloudfront.IResponseHeadersPolicy
+    ) -> cloudfront.BehaviorOptions:
+        """`/v1/*` to the HTTP API: every method, nothing cached, the viewer's headers, query
+        and body forwarded (but not its Host: API Gateway routes by its own)."""
+        domain = f"{api.api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}"
+        return cloudfront.BehaviorOptions(
+            origin=origins.HttpOrigin(
+                domain, protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY
+            ),
+            viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+            allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
+            cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
+            origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+            response_headers_policy=headers,
         )

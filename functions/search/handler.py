@@ -7,9 +7,11 @@ from functions.core.connection import resolve_connection
 from functions.core.lambda_http import lambda_handler
 from functions.core.model_source import materialize_models
 from functions.core.settings import Settings
+from functions.search.health import health_route
 from functions.search.service import build_search_service, dependencies, routes
 
 _settings = materialize_models(resolve_connection(Settings()))
 handler = lambda_handler(
-    routes(build_search_service(_settings, *dependencies(_settings))), _settings.max_body_bytes
+    [*routes(build_search_service(_settings, *dependencies(_settings))), health_route()],
+    _settings.max_body_bytes,
 )

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aws_cdk import App
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
 
-from infra.config import FUNCTIONS, FunctionName
+from infra.app import build_app
+from infra.config import FUNCTIONS, DeployConfig, FunctionName
 from infra.packaging import lambda_bundle
 
 
@@ -14,3 +20,66 @@ from infra.packaging import lambda_bundle
 def lambda_bundles() -> dict[FunctionName, Path]:
     """{function name: bundle folder}; the first build on a machine takes a minute or two."""
     return {name: lambda_bundle(name) for name in FUNCTIONS}
+
+
+# --- the synthesized app, once per variant per session -------------------------------------
+
+# Few synths, each covering independent choices: the default deployment; one function with
+# IAM auth in a VPC with the SageMaker branch; split functions with JWT auth adopting kept
+# buckets, internal routes following `auth` and the page's origin elsewhere (CORS).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "split": {},
+    "one": {
+        "split_functions": False,
+        "auth": "iam",
+        "vpc_id": "vpc-0123456789abcdef0",
+        "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+        "availability_zones": ["us-east-1a", "us-east-1b"],
+        "route_table_ids": ["rtb-0123456789abcdef0"],
+        "sagemaker": True,
+        "search_reserved_concurrency": 20,
+        "model_version": "0123456789ab",
+    },
+    "jwt": {
+        "auth": "jwt",
+        "jwt_issuer": "https://issuer.example.com",
+        "jwt_audience": ["mmsearch"],
+        "existing_buckets": True,
+        "private_embed_and_documents": False,
+        "web_origin": "https://search.example.com",
+        "model_version": "0123456789ab",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Synth:
+    """One synthesized app: its config, each stack's template and the cloud assembly folder."""
+
+    config: DeployConfig
+    templates: dict[str, Template]
+    outdir: Path
+
+
+def synthesize(tmp: Path, **config: Any) -> Synth:
+    """Every stack of the app, synthesized with cdk-nag on (an unacknowledged finding raises);
+    a small code folder stands in for the bundles (tests/infra/test_packaging.py's business)."""
+    code_dir = tmp / "code"
+    code_dir.mkdir(parents=True, exist_ok=True)
+    (code_dir / "handler.py").write_text("def handler(event, context):\n    return event\n")
+    deploy = DeployConfig(**config)
+    app = App(outdir=str(tmp / "cdk.out"))
+    stacks = build_app(app, deploy, code=lambda name: lambda_.Code.from_asset(str(code_dir)))
+    app.synth()
+    templates = {name: Template.from_stack(stack) for name, stack in stacks.items()}
+    return Synth(deploy, templates, tmp / "cdk.out")
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
+    """{variant: Synth} for every VARIANTS entry (~15 s each on 2 cores), shared by every
+    infra test: the templates, cfn-lint and the state machine's ASL validation."""
+    return {
+        name: synthesize(tmp_path_factory.mktemp(f"synth-{name}"), **config)
+        for name, config in VARIANTS.items()
+    }

@@ -65,7 +65,8 @@ def synthesize(tmp: Path, config: DeployConfig, vpc: bool = False) -> tuple[App,
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    return synthesize(tmp_path_factory.mktemp("indexing"), DeployConfig())[1]
+    # With the opt-in SageMaker branch (-c sagemaker=true): both engines in one definition.
+    return synthesize(tmp_path_factory.mktemp("indexing"), DeployConfig(sagemaker=True))[1]
 
 
 def resources(template: Template, kind: str) -> dict[str, Any]:
@@ -339,7 +340,7 @@ def test_the_function_writes_only_under_runs_and_reads_the_model_prefix(
 
 
 def test_cdk_nag_passes_in_a_vpc_too(tmp_path: Path) -> None:
-    config = DeployConfig(vpc_id="vpc-0abc", subnet_ids=["subnet-1", "subnet-2"])
+    config = DeployConfig(vpc_id="vpc-0abc", subnet_ids=["subnet-1", "subnet-2"], sagemaker=True)
     _, template = synthesize(tmp_path, config, vpc=True)
     states = definition(template, "arn:fn")["States"]
     job = states["EmbedShardsOnSageMaker"]["ItemProcessor"]["States"]["EmbedShardJob"]

@@ -1,5 +1,6 @@
 """`make synth`'s command, for real: the pinned CDK CLI runs `python -m infra.app` (cdk.json)
-with the docker-free bundles, offline, and every stack comes out clean."""
+with the docker-free bundles, offline, and every stack comes out clean, with no Docker image
+to build (the SageMaker branch is opt-in: `-c sagemaker=true`)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,6 @@ def test_cdk_cli_synthesizes_every_stack_without_warnings(
         if r["Type"] == "AWS::Lambda::Function" and "Handler" in r["Properties"]
     }
     assert {"functions.preprocess.handler.handler", "functions.search.handler.handler"} <= handlers
+    # `make deploy` builds every Docker asset first: the default needs none (no Docker).
+    for assets in (tmp_path / "cdk.out").glob("*.assets.json"):
+        assert json.loads(assets.read_text()).get("dockerImages", {}) == {}, assets.name
