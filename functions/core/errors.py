@@ -1,6 +1,13 @@
-"""One error type per failure a caller can act on, each mapped once to an HTTP status."""
+"""One error type per failure a caller can act on, each mapped once to an HTTP status.
+
+Disclosure: a 4xx message names the caller's own mistake and is answered as written; a 5xx
+is answered with its class's fixed `public` text, while `message` (hosts, ARNs, paths,
+dependency errors) goes to the log only, credentials scrubbed (functions.core.log_scrub).
+"""
 
 from __future__ import annotations
+
+STORES = ("Milvus", "MongoDB")
 
 
 class ServiceError(Exception):
@@ -9,10 +16,16 @@ class ServiceError(Exception):
     status: int = 500
     code: str = "internal"
     retry_after_s: int | None = None
+    public: str = "internal error; it has been logged"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def public_message(self) -> str:
+        """What the caller is told: the message for a 4xx, the fixed text for a 5xx."""
+        return self.message if self.status < 500 else self.public
 
 
 class InvalidRequest(ServiceError):
@@ -56,6 +69,15 @@ class StoreUnavailable(ServiceError):
     status = 503
     code = "store_unavailable"
     retry_after_s = 2
+    public = "a store did not answer in time; retry shortly"
+
+    @property
+    def public_message(self) -> str:
+        """Which store (not where it is): one of three fixed texts."""
+        for store in STORES:
+            if self.message.startswith(store):
+                return f"{store} did not answer in time; retry shortly"
+        return self.public
 
 
 class ServerBusy(ServiceError):
@@ -64,6 +86,7 @@ class ServerBusy(ServiceError):
     status = 503
     code = "server_busy"
     retry_after_s = 1
+    public = "too many images are being decoded at once; retry shortly"
 
 
 class UpstreamUnavailable(ServiceError):
@@ -72,6 +95,7 @@ class UpstreamUnavailable(ServiceError):
     status = 503
     code = "upstream_unavailable"
     retry_after_s = 2
+    public = "a backend function is unavailable; retry shortly"
 
 
 class ModelUnavailable(ServiceError):
@@ -80,6 +104,7 @@ class ModelUnavailable(ServiceError):
     status = 503
     code = "model_unavailable"
     retry_after_s = 30
+    public = "the model is not available; retry later"
 
 
 class IndexNotReady(ServiceError):
@@ -88,6 +113,7 @@ class IndexNotReady(ServiceError):
     status = 503
     code = "index_not_ready"
     retry_after_s = 60
+    public = "nothing has been indexed for this scene yet; retry later"
 
 
 class UnsupportedByStore(ServiceError):
@@ -96,3 +122,15 @@ class UnsupportedByStore(ServiceError):
 
     status = 501
     code = "not_supported_by_store"
+    public = "this vector store cannot run BM25 (it needs Milvus 2.5 or later); match densely"
+
+
+def public_text(code: str, answered: str = "") -> str:
+    """What to answer for a 5xx `code` another function answered with text `answered`: that
+    text when it is one of the fixed public texts, else the code's fixed text."""
+    classes: list[type[ServiceError]] = [ServiceError, *ServiceError.__subclasses__()]
+    fixed = {c.public for c in classes}
+    fixed |= {f"{store} did not answer in time; retry shortly" for store in STORES}
+    if answered in fixed:
+        return answered
+    return next((c.public for c in classes if c.code == code), ServiceError.public)

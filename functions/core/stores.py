@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from functions.core import log_scrub
 from functions.core.document_store import MongoDocumentStore
 from functions.core.errors import StoreUnavailable
 from functions.core.scenes import Scene
@@ -13,6 +14,7 @@ from functions.core.vector_store import MilvusVectorStore
 
 def open_vector_store(settings: Settings) -> MilvusVectorStore:
     """Milvus Lite under home, or the Milvus server / Zilliz Cloud at `milvus_uri`."""
+    log_scrub.install()  # before pymilvus can log its URI (with a password, if it has one)
     uri = settings.resolved_milvus_uri
     if settings.milvus_uri is None:
         settings.home.joinpath("milvus").mkdir(parents=True, exist_ok=True)
@@ -31,6 +33,7 @@ def open_vector_store(settings: Settings) -> MilvusVectorStore:
 
 def open_document_store(settings: Settings) -> MongoDocumentStore:
     """MongoDB at `mongo_uri` (the local server's URI when running embedded)."""
+    log_scrub.install()
     if settings.mongo_uri is None:
         raise StoreUnavailable("MMSEARCH_MONGO_URI is not set and no local server was started")
     return MongoDocumentStore(

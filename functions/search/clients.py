@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from functions.core import correlation
 from functions.core.apigw import http_event, response_json
 from functions.core.document_store import DocumentStore
-from functions.core.errors import ServiceError, UpstreamUnavailable
+from functions.core.errors import ServiceError, UpstreamUnavailable, public_text
 from functions.core.scenes import get_scene
-from functions.preprocess.service import Preprocessor
+
+if TYPE_CHECKING:  # the split search bundle carries no encoder (onnxruntime, tokenizers)
+    from functions.preprocess.service import Preprocessor
+
+
+log = logging.getLogger("mmsearch")
 
 
 class QueryEmbedder(Protocol):
@@ -60,25 +66,63 @@ class InProcessDocuments:
         self._documents = documents
 
     def fetch(self, scene: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return self._documents.get(get_scene(scene).store, ids) if ids else {}
+        found = get_scene(scene)
+        return self._documents.get(found.store, ids, found.document_fields) if ids else {}
 
 
 class RemoteServiceError(ServiceError):
-    """An error answered by another function, passed through with its status and code."""
+    """An error answered by another function, passed through with its status and code; a 5xx
+    is answered with the code's fixed text, as the other function answers it."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.retry_after_s = 2 if status >= 500 else None
+        self.public = public_text(code, message)
+
+
+# Search answers within 15 s (its Lambda timeout) after calling preprocess, then summary:
+# each invoke is bounded by attempts * (connect + read), both together well inside it.
+INVOKE_CONNECT_TIMEOUT_S = 1.0
+INVOKE_READ_TIMEOUT_S = 5.0
+INVOKE_MAX_ATTEMPTS = 1  # no SDK retry: a 503 with Retry-After lets the caller retry
+SEARCH_BUDGET_S = 15.0
+
+
+def lambda_client(
+    *,
+    connect_timeout_s: float = INVOKE_CONNECT_TIMEOUT_S,
+    read_timeout_s: float = INVOKE_READ_TIMEOUT_S,
+    max_attempts: int = INVOKE_MAX_ATTEMPTS,
+    endpoint_url: str | None = None,
+) -> Any:
+    """A boto3 Lambda client whose invokes cannot outlive search's budget (botocore's
+    defaults, a 60 s read timeout and retries, would); two invokes fit in it."""
+    import boto3
+    from botocore.config import Config
+
+    worst = 2 * max_attempts * (connect_timeout_s + read_timeout_s)
+    if worst >= SEARCH_BUDGET_S:
+        raise ValueError(f"two invokes could take {worst:g} s, over search's {SEARCH_BUDGET_S:g} s")
+    config = Config(
+        connect_timeout=connect_timeout_s,
+        read_timeout=read_timeout_s,
+        retries={"total_max_attempts": max_attempts, "mode": "standard"},
+        tcp_keepalive=True,
+    )
+    return boto3.client("lambda", config=config, endpoint_url=endpoint_url)
 
 
 class LambdaInvoker:
-    """Invokes a function's HTTP route synchronously with an API Gateway v2 event."""
+    """Invokes a function's HTTP route synchronously with an API Gateway v2 event. Failures
+    are logged in full (function, error, payload) and answered with fixed text: an ARN, a
+    role or another function's stack trace never reaches the caller."""
 
-    def __init__(self, client: Any, function_name: str) -> None:
+    def __init__(self, client: Any, function_name: str, role: str = "backend") -> None:
         self._client = client
         self._function = function_name
+        self._role = role  # "preprocess" or "summary": what the log and the caller may name
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         event = http_event("POST", path, body, correlation.outgoing_headers())
@@ -90,16 +134,22 @@ class LambdaInvoker:
             )
             payload = json.loads(reply["Payload"].read())
         except Exception as exc:
-            raise UpstreamUnavailable(f"cannot invoke {self._function}: {exc}") from exc
-        if reply.get("FunctionError") or "statusCode" not in payload:
-            raise UpstreamUnavailable(f"{self._function} failed: {str(payload)[:300]}")
+            log.warning("cannot invoke %s (%s): %r", self._role, self._function, exc)
+            raise UpstreamUnavailable(f"cannot invoke {self._role}") from exc
+        if (
+            reply.get("FunctionError")
+            or not isinstance(payload, dict)
+            or "statusCode" not in payload
+        ):
+            log.warning("%s (%s) failed: %s", self._role, self._function, str(payload)[:2000])
+            raise UpstreamUnavailable(f"{self._role} failed")
         data = response_json(payload)
         if payload["statusCode"] >= 400:
             error = (data or {}).get("error", {})
             raise RemoteServiceError(
                 payload["statusCode"],
                 error.get("code", "upstream_error"),
-                error.get("message", f"{self._function} answered {payload['statusCode']}"),
+                str(error.get("message", f"{self._role} answered {payload['statusCode']}"))[:500],
             )
         return data
 

@@ -50,6 +50,7 @@ from functions.search.clients import (
     LambdaEmbedder,
     LambdaInvoker,
     QueryEmbedder,
+    lambda_client,
 )
 from functions.search.config_source import (
     DEFAULT_CONFIG,
@@ -253,16 +254,14 @@ def config_source(settings: Settings) -> ConfigSource:
 def dependencies(settings: Settings) -> tuple[QueryEmbedder, DocumentFetcher]:
     """Preprocess and summary: other Lambda functions in a split deployment, else in-process."""
     if settings.deployment == "lambda":
-        import boto3
-
-        client = boto3.client("lambda")
+        client = lambda_client()  # timeouts bounded inside search's 15 s
         if not settings.preprocess_function or not settings.summary_function:
             raise ValueError(
                 "split deployment needs MMSEARCH_PREPROCESS_FUNCTION and _SUMMARY_FUNCTION"
             )
         return (
-            LambdaEmbedder(LambdaInvoker(client, settings.preprocess_function)),
-            LambdaDocuments(LambdaInvoker(client, settings.summary_function)),
+            LambdaEmbedder(LambdaInvoker(client, settings.preprocess_function, "preprocess")),
+            LambdaDocuments(LambdaInvoker(client, settings.summary_function, "summary")),
         )
     from functions.preprocess.service import build_preprocessor
 
