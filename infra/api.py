@@ -147,6 +147,7 @@ class ApiStack(Stack):
                 limits | model | secret,
                 snap_start=config.snap_start,
                 handler=HANDLERS["composed"],
+                bundle="composed",  # FastAPI + Mangum + all three functions' dependencies
             )
             self._read_models(search)
             storage.secret.grant_read(search)
@@ -167,13 +168,14 @@ class ApiStack(Stack):
         *,
         snap_start: bool = False,
         handler: str | None = None,
+        bundle: str | None = None,
     ) -> lambda_.Alias:
         function = service_function(
             self,
             name.title(),
             config=self.config,
             name=name,  # type: ignore[arg-type]
-            code=code(name),  # type: ignore[arg-type]
+            code=code(bundle or name),  # type: ignore[arg-type]
             handler=handler or HANDLERS[name],
             environment=environment,
             options=self._options,

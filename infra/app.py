@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import App, Environment, Tags
 from aws_cdk import aws_lambda as lambda_
 
 from infra.api import ApiStack
-from infra.config import DeployConfig, FunctionName
+from infra.config import DeployConfig
 from infra.functions import CodeSource
 from infra.indexing import IndexingStack
 from infra.nag import check
@@ -17,8 +17,11 @@ from infra.observability import ObservabilityStack
 from infra.storage import StorageStack
 from infra.web import WebStack
 
+if TYPE_CHECKING:
+    from infra.packaging import BundleName
 
-def bundled_code(name: FunctionName) -> lambda_.Code:
+
+def bundled_code(name: BundleName) -> lambda_.Code:
     """The function's docker-free bundle (built on first use, cached under build/)."""
     from infra.packaging import lambda_bundle  # pip runs only when an app is synthesized
 

@@ -1,8 +1,9 @@
 """Docker-free Lambda bundles: manylinux wheels for Python 3.12 plus our own source, per function.
 
-`lambda_bundle("search")` returns a folder for `lambda_.Code.from_asset`. Third-party packages
-are installed once per requirement set (keyed by a hash of the requirements, platform and
-exclusions) and reused; our source is copied again only when it changed.
+`lambda_bundle("search")` returns a folder for `lambda_.Code.from_asset`. Every third-party
+package is installed at exactly the version requirements.lock pins (what the tests ran), once
+per requirement set (keyed by a hash of the requirements, their pins, platform and exclusions)
+and reused; our source is copied again only when it changed.
 
 Keep this module free of `import packaging` (the PyPA library): if the CDK app is ever run as
 `python infra/app.py`, `infra/` heads sys.path and this file would shadow it. Run the app as
@@ -19,12 +20,12 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-
-from infra.config import FUNCTIONS, FunctionName
+from typing import Literal
 
 REPO = Path(__file__).resolve().parents[1]
+LOCK = REPO / "requirements.lock"
 BUILD_ROOT = REPO / "build" / "lambda"
 # The python3.12 runtime is Amazon Linux 2023 (glibc 2.34). pip takes --platform tags
 # literally (no expansion to older glibc), and onnxruntime ships manylinux_2_28 wheels only,
@@ -36,17 +37,34 @@ PLATFORMS = (
 )
 PYTHON_VERSION = "3.12"
 
-# Distributions from pyproject's `lambda` extra that each function imports (pins come from
-# pyproject, so they cannot drift). boto3 is left out on purpose: the python3.12 runtime has it.
-_ENCODING = ("onnxruntime", "tokenizers", "numpy", "pillow", "pydantic", "aws-lambda-powertools")
-# Search can run preprocess and summary in-process (functions/composed), so it needs theirs too;
-# indexing (indexing/indexer.py, indexing/batch) needs the same set, which then installs once.
-_EVERYTHING = (*_ENCODING, "pyyaml", "snowballstemmer", "pymilvus", "pymongo")
-DEPENDENCIES: dict[FunctionName, tuple[str, ...]] = {
+# One bundle per deployed function: the split deployment's three, `composed` (the one
+# function of `split_functions=false`, serving all three through FastAPI and Mangum) and the
+# indexing function.
+BundleName = Literal["preprocess", "search", "summary", "composed", "indexing"]
+BUNDLES: tuple[BundleName, ...] = ("preprocess", "search", "summary", "composed", "indexing")
+
+# Distributions from pyproject's `lambda` extra that each bundle imports, installed at the
+# lock's versions. boto3 is left out on purpose: the python3.12 runtime has it.
+# Every function serving HTTP (functions/core/lambda_http.py) reads multipart search forms.
+_HTTP = ("pydantic", "aws-lambda-powertools", "python-multipart")
+_ENCODING = ("onnxruntime", "tokenizers", "numpy", "pillow", *_HTTP)
+# Split search invokes preprocess and summary: no encoder (onnxruntime, tokenizers: 90 MB).
+_SEARCH = (
+    *("numpy", *_HTTP, "pyyaml", "snowballstemmer", "symspellpy"),
+    *("pymilvus", "pymongo"),
+)
+_EVERYTHING = tuple(dict.fromkeys(_ENCODING + _SEARCH))
+# Indexing embeds and writes both stores; it serves no HTTP and suggests no spellings.
+_INDEXING = (
+    *("onnxruntime", "tokenizers", "numpy", "pillow", "pydantic", "aws-lambda-powertools"),
+    *("pyyaml", "snowballstemmer", "pymilvus", "pymongo"),
+)
+DEPENDENCIES: dict[BundleName, tuple[str, ...]] = {
     "preprocess": _ENCODING,
-    "search": _EVERYTHING,
-    "summary": ("numpy", "pydantic", "pymongo", "aws-lambda-powertools"),
-    "indexing": _EVERYTHING,
+    "search": _SEARCH,
+    "summary": ("numpy", "pymongo", *_HTTP),
+    "composed": (*_EVERYTHING, "fastapi", "mangum"),
+    "indexing": _INDEXING,
 }
 
 # Never bundled, whoever depends on them:
@@ -59,9 +77,10 @@ EXCLUDED = frozenset(
     {"boto3", "botocore", "s3transfer", "milvus-lite", "setuptools", "huggingface-hub"}
 )
 
-SOURCES: dict[FunctionName, tuple[str, ...]] = {
+SOURCES: dict[BundleName, tuple[str, ...]] = {
     "preprocess": ("functions/__init__.py", "functions/core", "functions/preprocess"),
-    "search": (
+    "search": ("functions/__init__.py", "functions/core", "functions/search"),
+    "composed": (
         "functions/__init__.py",
         "functions/core",
         "functions/preprocess",
@@ -79,10 +98,10 @@ _JUNK = ("__pycache__", "*.pyc", "*.pyo")
 _EXTRA_MARKER = re.compile(r"\bextra\s*==")
 
 
-def lambda_bundle(name: FunctionName, *, build_root: Path = BUILD_ROOT) -> Path:
-    """A folder holding function `name`'s dependencies and source, ready to zip for Lambda."""
-    if name not in FUNCTIONS:
-        raise ValueError(f"unknown function {name!r}; expected one of {FUNCTIONS}")
+def lambda_bundle(name: BundleName, *, build_root: Path = BUILD_ROOT) -> Path:
+    """A folder holding bundle `name`'s dependencies and source, ready to zip for Lambda."""
+    if name not in BUNDLES:
+        raise ValueError(f"unknown bundle {name!r}; expected one of {BUNDLES}")
     deps = installed_dependencies(requirements(name), build_root=build_root)
     bundle = build_root / name
     source_key = _source_digest(name) + ":" + deps.name
@@ -101,8 +120,8 @@ def lambda_bundle(name: FunctionName, *, build_root: Path = BUILD_ROOT) -> Path:
     return bundle
 
 
-def requirements(name: FunctionName) -> list[str]:
-    """Function `name`'s requirement specifiers, as pinned in pyproject's `lambda` extra."""
+def requirements(name: BundleName) -> list[str]:
+    """Bundle `name`'s requirement specifiers, as pyproject's `lambda` extra states them."""
     pinned = lambda_requirements()
     missing = [d for d in DEPENDENCIES[name] if _canonical(d) not in pinned]
     if missing:
@@ -117,19 +136,36 @@ def lambda_requirements(pyproject: Path = REPO / "pyproject.toml") -> dict[str, 
     return {_canonical(_distribution(spec)): spec for spec in extra}
 
 
-def installed_dependencies(reqs: Iterable[str], *, build_root: Path = BUILD_ROOT) -> Path:
-    """Third-party packages for `reqs` installed for Lambda, cached by a hash of their inputs."""
+def lock_pins(lock: Path = LOCK) -> dict[str, str]:
+    """requirements.lock as {canonical distribution name: version}."""
+    pins = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            if not version:
+                raise ValueError(f"{lock}: {line!r} is not pinned with ==")
+            pins[_canonical(name)] = version.strip()
+    return pins
+
+
+def installed_dependencies(
+    reqs: Iterable[str], *, build_root: Path = BUILD_ROOT, lock: Path = LOCK
+) -> Path:
+    """Third-party packages for `reqs` installed for Lambda at the lock's versions, cached by
+    a hash of their inputs (the lock's pins included, so a changed pin rebuilds)."""
     reqs = sorted(reqs)
-    key = hashlib.sha256(
-        json.dumps([reqs, PLATFORMS, PYTHON_VERSION, sorted(EXCLUDED)]).encode()
-    ).hexdigest()[:16]
+    pins = lock_pins(lock)
+    key = dependency_key(reqs, pins)
     target = build_root / "deps" / key
     if (target / ".complete").exists():
         return target
     staging = build_root / "deps" / f".{key}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    wanted = [f"{d}=={v}" for d, v in _resolve(reqs, staging).items()]
+    resolved = _resolve(reqs, staging, lock)
+    check_pinned(resolved, pins)
+    wanted = [f"{d}=={v}" for d, v in resolved.items()]
     _pip("install", "--no-deps", "--target", str(staging), *wanted)
     _strip(staging)
     (staging / "requirements.lock").write_text("\n".join(sorted(wanted)) + "\n")
@@ -139,16 +175,43 @@ def installed_dependencies(reqs: Iterable[str], *, build_root: Path = BUILD_ROOT
     return target
 
 
+def dependency_key(reqs: Iterable[str], pins: Mapping[str, str]) -> str:
+    """The cache key of an installed requirement set: changes with any pin, the platform or
+    the exclusions."""
+    inputs = [sorted(reqs), sorted(pins.items()), PLATFORMS, PYTHON_VERSION, sorted(EXCLUDED)]
+    return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
+
+
 def bundle_size(folder: Path) -> int:
     """Unzipped size in bytes: what Lambda's 250 MB limit counts."""
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def _resolve(reqs: list[str], scratch: Path) -> dict[str, str]:
-    """{canonical name: version} of everything `reqs` need on Lambda's platform, minus
-    `EXCLUDED` and whatever only they depend on (pip reads the wheels' metadata only)."""
+def check_pinned(resolved: Mapping[str, str], pins: Mapping[str, str]) -> None:
+    """Every package to bundle is one the lock pins, at the pinned version."""
+    unpinned = sorted(n for n in resolved if n not in pins)
+    if unpinned:
+        raise RuntimeError(f"{unpinned} are not in requirements.lock: run `make lock`")
+    drift = {n: (v, pins[n]) for n, v in resolved.items() if v != pins[n]}
+    if drift:
+        raise RuntimeError(f"resolved versions differ from requirements.lock: {drift}")
+
+
+def _resolve(reqs: list[str], scratch: Path, lock: Path = LOCK) -> dict[str, str]:
+    """{canonical name: version} of everything `reqs` need on Lambda's platform at the lock's
+    versions (its pins as constraints), minus `EXCLUDED` and whatever only they depend on
+    (pip reads the wheels' metadata only)."""
     report = scratch / "resolution.json"
-    _pip("install", "--dry-run", "--ignore-installed", "--report", str(report), *reqs)
+    _pip(
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--report",
+        str(report),
+        "--constraint",
+        str(lock),
+        *reqs,
+    )
     items = json.loads(report.read_text())["install"]
     report.unlink()
     versions = {_canonical(i["metadata"]["name"]): i["metadata"]["version"] for i in items}
@@ -219,7 +282,7 @@ def _copy_source(source: Path, dest: Path) -> None:
         shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*_JUNK), dirs_exist_ok=True)
 
 
-def _source_digest(name: FunctionName) -> str:
+def _source_digest(name: BundleName) -> str:
     digest = hashlib.sha256()
     for relative in SOURCES[name]:
         root = REPO / relative

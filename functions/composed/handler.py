@@ -1,10 +1,23 @@
-"""Lambda entry point when all three functions are deployed as one."""
+"""Lambda entry point when all three functions are deployed as one (`split_functions=false`):
+the composed FastAPI app, served through Mangum.
 
-from functions.composed.service import composed_routes
+Init (models, store clients, FastAPI) runs once, when SnapStart snapshots the published
+version; the split functions keep the lean dispatcher, whose cold start pays no FastAPI. The
+snapshot holds the store secrets and `random`'s state: `RestorableHandler` re-seeds after each
+restore and rebuilds when a secret was rotated since the snapshot."""
+
+from functions.composed.app import create_app
+from functions.composed.asgi_lambda import asgi_lambda_handler
 from functions.core.connection import resolve_connection
-from functions.core.lambda_http import lambda_handler
 from functions.core.model_source import materialize_models
 from functions.core.settings import Settings
+from functions.core.snapstart import LambdaHandler, RestorableHandler
 
-_settings = materialize_models(resolve_connection(Settings()))
-handler = lambda_handler(composed_routes(_settings)[1], _settings.max_body_bytes)
+
+def init() -> tuple[Settings, LambdaHandler]:
+    """Secrets, model, then the composed app behind Mangum."""
+    settings = materialize_models(resolve_connection(Settings()))
+    return settings, asgi_lambda_handler(create_app(settings))
+
+
+handler = RestorableHandler(init)

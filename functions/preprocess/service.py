@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from functions.core.encoder import TextEncoder
-from functions.core.errors import InvalidRequest, ModelUnavailable, PayloadTooLarge
+from functions.core.errors import InvalidRequest, ModelUnavailable
 from functions.core.image_space import ImageSpaceEncoder, load_image_space
+from functions.core.query_image import decode_image
 from functions.core.routes import Route
 from functions.core.schemas import EmbedRequest, EmbedResponse
 from functions.core.settings import Settings
@@ -85,16 +84,6 @@ class Preprocessor:
         clean = [normalize_text(t, self._max_chars) for t in texts]
         vectors: np.ndarray = space.embed_texts(clean, batch_size=self._batch_size)
         return vectors
-
-
-def decode_image(data: str, max_bytes: int) -> bytes:
-    """Base64 text to image bytes; refuses what is not base64 or is too large."""
-    if len(data) > max_bytes * 4 // 3 + 4:
-        raise PayloadTooLarge(f"an image is limited to {max_bytes:,} bytes")
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest("query_image is not valid base64") from None
 
 
 def build_preprocessor(settings: Settings) -> Preprocessor:

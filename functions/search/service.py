@@ -19,6 +19,7 @@ from functions.core.pipeline_config import (
     QpParams,
     SummaryParams,
 )
+from functions.core.query_image import decode_image
 from functions.core.routes import Route
 from functions.core.scenes import Scene, get_scene
 from functions.core.schemas import (
@@ -40,7 +41,6 @@ from functions.core.stores import (
 )
 from functions.core.text import normalize_text
 from functions.core.vector_store import VECTOR_FIELD, Match, VectorStore
-from functions.preprocess.service import decode_image
 from functions.search.bucketing import assign
 from functions.search.clients import (
     DocumentFetcher,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -12,34 +13,48 @@ from pathlib import Path
 import pytest
 
 from functions.core.apigw import http_event
-from infra.config import FUNCTIONS, FunctionName
 from infra.packaging import (
+    BUNDLES,
     DEPENDENCIES,
     EXCLUDED,
+    BundleName,
     bundle_size,
+    check_pinned,
+    dependency_key,
     lambda_bundle,
     lambda_requirements,
+    lock_pins,
     requirements,
 )
 
 LAMBDA_UNZIPPED_LIMIT = 250 * 10**6  # bytes; Lambda's own limit is 250 MiB, this is stricter
 NEVER_BUNDLED = {"torch", "transformers", "sentence_transformers", "typer", "rich", "uvicorn"}
-NEVER_BUNDLED |= {"milvus_lite", "secantusdb", "fastapi", "boto3", "botocore", "huggingface_hub"}
+NEVER_BUNDLED |= {"milvus_lite", "secantusdb", "boto3", "botocore", "huggingface_hub"}
+# FastAPI (and Mangum) only where the one function serves the app; the split search function
+# invokes preprocess, so it carries no encoder.
+NOT_IN: dict[BundleName, set[str]] = {
+    "preprocess": {"fastapi", "starlette", "mangum", "pymilvus", "pymongo"},
+    "search": {"fastapi", "starlette", "mangum", "onnxruntime", "tokenizers", "PIL"},
+    "summary": {"fastapi", "starlette", "mangum", "onnxruntime", "tokenizers", "pymilvus"},
+    "composed": set(),
+    "indexing": {"fastapi", "starlette", "mangum"},
+}
 
-EXPECTED_PACKAGES: dict[FunctionName, set[str]] = {
+EXPECTED_PACKAGES: dict[BundleName, set[str]] = {
     "preprocess": {"onnxruntime", "tokenizers", "numpy", "PIL", "pydantic"},
-    "search": {"onnxruntime", "tokenizers", "pymilvus", "pymongo", "yaml", "snowballstemmer"},
+    "search": {"pymilvus", "pymongo", "yaml", "snowballstemmer", "symspellpy", "numpy"},
     "summary": {"pymongo", "pydantic", "aws_lambda_powertools"},
+    "composed": {"onnxruntime", "tokenizers", "pymilvus", "pymongo", "fastapi", "mangum"},
     "indexing": {"onnxruntime", "tokenizers", "pymilvus", "pymongo", "PIL"},
 }
-EXPECTED_SOURCES: dict[FunctionName, set[str]] = {
+EXPECTED_SOURCES: dict[BundleName, set[str]] = {
     "preprocess": {
         "functions/__init__.py",
         "functions/core/model_source.py",
         "functions/preprocess/handler.py",
     },
-    "search": {
-        "functions/search/handler.py",
+    "search": {"functions/search/handler.py", "functions/search/pipeline.yaml"},
+    "composed": {
         "functions/search/pipeline.yaml",
         "functions/preprocess/service.py",
         "functions/summary/service.py",
@@ -49,9 +64,10 @@ EXPECTED_SOURCES: dict[FunctionName, set[str]] = {
     "indexing": {"indexing/indexer.py", "indexing/corpus.py", "functions/core/encoder.py"},
 }
 # What each bundle must import on Python 3.12 from the bundle alone (boto3 comes with Lambda).
-IMPORTS: dict[FunctionName, list[str]] = {
+IMPORTS: dict[BundleName, list[str]] = {
     "preprocess": ["functions.preprocess.service", "functions.core.lambda_http"],
-    "search": ["functions.search.service", "functions.composed.service", "pymilvus", "pymongo"],
+    "search": ["functions.search.service", "functions.search.clients", "pymilvus", "pymongo"],
+    "composed": ["functions.composed.app", "functions.composed.asgi_lambda", "pymilvus"],
     "summary": ["functions.summary.service", "functions.core.connection", "pymongo"],
     "indexing": ["indexing.indexer", "indexing.image_indexer", "pymilvus", "pymongo"],
 }
@@ -94,16 +110,16 @@ def top_level(bundle: Path) -> set[str]:
     return {p.name.removesuffix(".py") for p in bundle.iterdir()}
 
 
-def test_every_function_names_only_dependencies_pinned_in_pyproject() -> None:
+def test_every_bundle_names_only_dependencies_of_pyprojects_lambda_extra() -> None:
     pinned = lambda_requirements()
-    for name in FUNCTIONS:
+    for name in BUNDLES:
         assert len(requirements(name)) == len(DEPENDENCIES[name])
         assert all(spec in pinned.values() for spec in requirements(name))
     assert pinned["pymilvus"] == "pymilvus==2.5.18"
 
 
 def test_bundles_fit_lambda_and_carry_no_batch_side_packages(
-    lambda_bundles: dict[FunctionName, Path],
+    lambda_bundles: dict[BundleName, Path],
 ) -> None:
     for name, bundle in lambda_bundles.items():
         size = bundle_size(bundle)
@@ -111,6 +127,7 @@ def test_bundles_fit_lambda_and_carry_no_batch_side_packages(
         assert size < LAMBDA_UNZIPPED_LIMIT, name
         packages = top_level(bundle)
         assert packages.isdisjoint(NEVER_BUNDLED), (name, packages & NEVER_BUNDLED)
+        assert packages.isdisjoint(NOT_IN[name]), (name, packages & NOT_IN[name])
         assert EXPECTED_PACKAGES[name] <= packages, (name, EXPECTED_PACKAGES[name] - packages)
         sources = {str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()}
         assert EXPECTED_SOURCES[name] <= sources, (name, EXPECTED_SOURCES[name] - sources)
@@ -118,8 +135,32 @@ def test_bundles_fit_lambda_and_carry_no_batch_side_packages(
         assert not (bundle / "tests").exists(), name  # our tests never ship
 
 
+def test_every_package_in_every_bundle_is_at_the_locks_version(
+    lambda_bundles: dict[BundleName, Path],
+) -> None:
+    # What is deployed is what the tests ran: requirements.lock, not pyproject's ranges.
+    pins = lock_pins()
+    for name, bundle in lambda_bundles.items():
+        installed = {}
+        for dist_info in bundle.glob("*.dist-info"):
+            fields = dict(
+                line.split(": ", 1)
+                for line in (dist_info / "METADATA").read_text(errors="replace").splitlines()
+                if line.startswith(("Name: ", "Version: "))
+            )
+            installed[canonical(fields["Name"])] = fields["Version"]
+        assert len(installed) >= len(DEPENDENCIES[name]), name
+        differing = {d: (v, pins.get(d)) for d, v in installed.items() if pins.get(d) != v}
+        assert not differing, (name, differing)
+    assert installed["numpy"] == pins["numpy"]  # the indexing bundle's, say
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def test_bundles_keep_dist_info_that_packages_read_at_import(
-    lambda_bundles: dict[FunctionName, Path],
+    lambda_bundles: dict[BundleName, Path],
 ) -> None:
     # pymilvus reads its own version with importlib.metadata when imported.
     assert list(lambda_bundles["search"].glob("pymilvus-2.5.18.dist-info/METADATA"))
@@ -129,7 +170,7 @@ def test_bundles_keep_dist_info_that_packages_read_at_import(
 
 
 def test_each_bundle_imports_its_code_on_python_3_12_from_the_bundle_alone(
-    lambda_bundles: dict[FunctionName, Path],
+    lambda_bundles: dict[BundleName, Path],
 ) -> None:
     for name, modules in IMPORTS.items():
         out = run_in_bundle(
@@ -142,7 +183,7 @@ def test_each_bundle_imports_its_code_on_python_3_12_from_the_bundle_alone(
 
 
 def test_preprocess_bundle_answers_an_embed_event_on_python_3_12(
-    lambda_bundles: dict[FunctionName, Path], model_dir: Path
+    lambda_bundles: dict[BundleName, Path], model_dir: Path
 ) -> None:
     event = http_event("POST", "/v1/embed", {"texts": ["how long is delivery"]})
     out = run_in_bundle(
@@ -158,11 +199,28 @@ def test_preprocess_bundle_answers_an_embed_event_on_python_3_12(
 
 
 def test_a_second_build_reuses_the_installed_dependencies(
-    lambda_bundles: dict[FunctionName, Path],
+    lambda_bundles: dict[BundleName, Path],
 ) -> None:
     start = time.perf_counter()
-    for name in FUNCTIONS:
+    for name in BUNDLES:
         assert lambda_bundle(name) == lambda_bundles[name]
     elapsed = time.perf_counter() - start
-    print(f"cached rebuild of all four bundles: {elapsed:.2f} s")
+    print(f"cached rebuild of all five bundles: {elapsed:.2f} s")
     assert elapsed < 10
+
+
+def test_a_changed_pin_changes_the_dependency_cache_key() -> None:
+    pins = lock_pins()
+    reqs = requirements("search")
+    bumped = {**pins, "numpy": pins["numpy"] + ".post1"}
+    assert dependency_key(reqs, pins) == dependency_key(reversed(reqs), dict(pins))
+    assert dependency_key(reqs, pins) != dependency_key(reqs, bumped)
+
+
+def test_a_resolution_that_leaves_the_lock_is_refused() -> None:
+    pins = {"numpy": "2.4.6", "python-dateutil": "2.9.0.post0"}
+    check_pinned({"numpy": "2.4.6"}, pins)
+    with pytest.raises(RuntimeError, match=r"differ from requirements\.lock.*numpy"):
+        check_pinned({"numpy": "2.3.0"}, pins)
+    with pytest.raises(RuntimeError, match=r"not in requirements\.lock"):
+        check_pinned({"six": "1.17.0"}, pins)
