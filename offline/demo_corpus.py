@@ -13,8 +13,10 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 
@@ -38,6 +40,9 @@ LEXNAMES: tuple[str, ...] = (
     "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather",
     "adj.ppl",
 )  # fmt: skip
+
+# Pointer target part-of-speech letters ("s" is an adjective satellite) to our names.
+_POS_NAME = {"n": "noun", "v": "verb", "a": "adjective", "s": "adjective", "r": "adverb"}
 
 # Syntactic markers on adjectives: (a) attributive, (p) predicative, (ip) immediately postnominal.
 _ADJ_MARKER = re.compile(r"\((?:a|p|ip)\)$")
@@ -73,19 +78,100 @@ def read_lexnames(wordnet_dir: Path = WORDNET_DIR) -> dict[int, str]:
     return names
 
 
-def parse_data_line(line: str, pos: str, lexnames: dict[int, str]) -> dict[str, object]:
-    """Turn one WordNet data line into a record: words as the question, gloss as the answer."""
+@dataclass(frozen=True)
+class Synset:
+    """One WordNet synset: its words, definition, example sentences and hypernyms."""
+
+    id: str
+    pos: str
+    lexname: str
+    words: tuple[str, ...]
+    definition: str
+    examples: tuple[str, ...]
+    hypernyms: tuple[str, ...]  # record ids (instance hypernyms included)
+
+
+# Richer text for the embedded document, measured on the "describe it" set (README).
+DocumentVariant = Literal["gloss", "definition", "hypernyms", "hypernym_gloss"]
+
+
+def parse_synset(line: str, pos: str, lexnames: dict[int, str]) -> Synset:
+    """Parse one WordNet data line (wndb(5WN) format)."""
     head, _, gloss = line.partition(" | ")
     fields = head.split()
     offset, lex_filenum, word_count = fields[0], int(fields[1]), int(fields[3], 16)
-    words = [
+    words = tuple(
         _ADJ_MARKER.sub("", word).replace("_", " ") for word in fields[4 : 4 + 2 * word_count : 2]
-    ]
+    )
+    at = 4 + 2 * word_count
+    pointers = int(fields[at])
+    hypernyms = []
+    for i in range(pointers):
+        symbol, target, target_pos = fields[at + 1 + 4 * i : at + 4 + 4 * i]
+        if symbol in ("@", "@i"):
+            hypernyms.append(f"wn:{_POS_NAME[target_pos]}:{target}")
+    definition, examples = split_gloss(gloss.strip())
+    return Synset(
+        id=f"wn:{pos}:{offset}",
+        pos=pos,
+        lexname=lexnames[lex_filenum],
+        words=words,
+        definition=definition,
+        examples=examples,
+        hypernyms=tuple(hypernyms),
+    )
+
+
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def split_gloss(gloss: str) -> tuple[str, tuple[str, ...]]:
+    """A gloss as its definition (before the first quoted example) and its examples."""
+    first = gloss.find('"')
+    definition = (gloss if first < 0 else gloss[:first]).strip().rstrip(";").strip()
+    return definition, tuple(e.strip() for e in _QUOTED.findall(gloss) if e.strip())
+
+
+def parse_data_line(line: str, pos: str, lexnames: dict[int, str]) -> dict[str, object]:
+    """Turn one WordNet data line into a record: words as the question, gloss as the answer."""
+    gloss = line.partition(" | ")[2]
+    synset = parse_synset(line, pos, lexnames)
     return {
-        "id": f"wn:{pos}:{offset}",
-        "question": ", ".join(words),
+        "id": synset.id,
+        "question": ", ".join(synset.words),
         "answer": gloss.strip(),
-        "category": [pos, lexnames[lex_filenum]],
+        "category": [pos, synset.lexname],
+    }
+
+
+def synset_record(
+    synset: Synset,
+    synsets: Mapping[str, Synset],
+    variant: DocumentVariant = "gloss",
+    drop_examples: Iterable[str] = (),
+) -> dict[str, object]:
+    """A synset as a demo record whose text is `variant`: `gloss` (definition and examples, the
+    data file's gloss), `definition` (no examples), `hypernyms` (gloss, then "a kind of" and the
+    hypernyms' words) or `hypernym_gloss` (also their definitions). `drop_examples` leaves those
+    example sentences out (the evaluation's queries)."""
+    dropped = set(drop_examples)
+    examples = [e for e in synset.examples if e not in dropped]
+    parts = [synset.definition]
+    if variant != "definition":
+        parts += [f'"{e}"' for e in examples]
+    answer = "; ".join(p for p in parts if p)
+    parents = [synsets[h] for h in synset.hypernyms if h in synsets]
+    if variant in ("hypernyms", "hypernym_gloss") and parents:
+        kinds = ", ".join(dict.fromkeys(w for p in parents for w in p.words))
+        answer += f" (a kind of {kinds}"
+        if variant == "hypernym_gloss":
+            answer += ": " + "; ".join(p.definition for p in parents)
+        answer += ")"
+    return {
+        "id": synset.id,
+        "question": ", ".join(synset.words),
+        "answer": answer,
+        "category": [synset.pos, synset.lexname],
     }
 
 
@@ -100,6 +186,21 @@ def read_wordnet(wordnet_dir: Path = WORDNET_DIR) -> Iterator[dict[str, object]]
                 if line.startswith("  ") or not line.strip():
                     continue
                 yield parse_data_line(line, pos, lexnames)
+
+
+def read_synsets(wordnet_dir: Path = WORDNET_DIR) -> dict[str, Synset]:
+    """Every synset by record id, nouns, verbs, adjectives then adverbs, each by offset."""
+    paths = data_files(wordnet_dir)
+    lexnames = read_lexnames(wordnet_dir)
+    synsets: dict[str, Synset] = {}
+    for path, (_, pos) in zip(paths, POS_FILES, strict=True):
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.startswith("  ") or not line.strip():
+                    continue
+                synset = parse_synset(line, pos, lexnames)
+                synsets[synset.id] = synset
+    return synsets
 
 
 def familiarity(wordnet_dir: Path = WORDNET_DIR) -> dict[str, tuple[int, int]]:

@@ -4,25 +4,41 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from functions.core.encoder import TextEncoder
+from functions.core.errors import ServiceError
 from functions.core.pipeline_config import PipelineConfig, SceneConfig
-from functions.core.scenes import QA
+from functions.core.scenes import QA, get_scene
 from functions.core.schemas import Debug, SearchRequest
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores import (
+    collection_name,
+    image_collection,
+    open_document_store,
+    open_vector_store,
+)
 from functions.preprocess.service import Preprocessor
 from functions.search.clients import InProcessDocuments, InProcessEmbedder
 from functions.search.config_source import StaticConfig
 from functions.search.service import SearchService, config_source
+from functions.search.spelling import (
+    VocabularySource,
+    count_terms,
+    save_vocabulary,
+    vocabulary_store,
+)
 from indexing.corpus import QADocument, read_corpus
 from indexing.indexer import Indexer
+from offline.eval_sets import LabelledSet
 
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, list[str]]
@@ -194,3 +210,159 @@ def evaluate_reference(model_source: str, folder: Path, top_k: int = 100) -> Met
     qrels = {q: r for q, r in qrels.items() if q in queries}
     run = exact_reference_run(model_source, corpus.documents, {q: queries[q] for q in qrels}, top_k)
     return score_run(run, qrels, docs=len(corpus.documents))
+
+
+# --- Every mode on every labelled set (issue 16) -------------------------------------------
+
+ScoredRun = dict[str, list[tuple[str, float]]]
+
+
+@dataclass(frozen=True)
+class SetRuns:
+    """One labelled set's raw runs (top 100 with scores) per match experiment."""
+
+    labelled: LabelledSet
+    runs: dict[str, ScoredRun]
+    docs: int
+    junk: dict[str, ScoredRun] = field(default_factory=dict)  # unanswerable queries' runs
+
+
+def index_labelled(
+    settings: Settings, labelled: LabelledSet, progress: Callable[[str, int, int], None] | None
+) -> tuple[Callable[[bool], None], Callable[[PipelineConfig], SearchService], int]:
+    """Index the set's corpus into throwaway collections; returns (drop, service for a
+    configuration, documents indexed)."""
+    scene = get_scene(labelled.scene)
+    encoder = TextEncoder.load(settings.resolved_model_dir, threads=settings.encoder_threads)
+    vectors, documents = open_vector_store(settings), open_document_store(settings)
+    collection = collection_name(settings, scene)
+    corpus: Any
+    if scene.kind == "image":
+        from functions.core.image_space import load_image_space
+        from indexing.image_corpus import read_image_corpus
+        from indexing.image_indexer import ImageIndexer
+        from indexing.media import LocalMedia
+
+        corpus = read_image_corpus(labelled.corpus)
+        indexer: Any = ImageIndexer(
+            encoder,
+            load_image_space(settings),
+            vectors,
+            documents,
+            LocalMedia(settings.home / "media", settings.media_base_url),
+            batch_size=64,
+            encode_batch_size=settings.encode_batch_size,
+        )
+    else:
+        corpus = read_corpus(labelled.corpus)
+        indexer = Indexer(encoder, vectors, documents, encode_batch_size=settings.encode_batch_size)
+    done = 0
+
+    def on_batch(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(f"index {labelled.name}", done, len(corpus.documents))
+
+    indexer.run(scene, collection, corpus.documents, on_batch)
+    texts = (scene.embedding_text(d.model_dump()) for d in corpus.documents)
+    save_vocabulary(documents, scene.store, count_terms(texts))
+    preprocessor = Preprocessor(encoder, max_chars=settings.max_query_chars)
+
+    def service(config: PipelineConfig) -> SearchService:
+        return SearchService(
+            InProcessEmbedder(preprocessor),
+            vectors,
+            InProcessDocuments(documents),
+            collection_for=lambda _: collection,
+            max_query_chars=settings.max_query_chars,
+            config=StaticConfig(config),
+            vocabulary=VocabularySource(documents),
+        )
+
+    def drop(keep: bool = False) -> None:
+        # Results matter more than the scratch collections: a slow drop only warns.
+        try:
+            if not keep:
+                for name in (collection, image_collection(collection)):
+                    if vectors.has_collection(name):
+                        vectors.drop(name)
+                documents.drop(scene.store)
+                documents.drop(vocabulary_store(scene.store))
+        except ServiceError as exc:
+            warnings.warn(
+                f"scratch collections of {labelled.name} left behind: {exc}", stacklevel=2
+            )
+        finally:
+            documents.close()
+
+    return drop, service, len(corpus.documents)
+
+
+def scored_run(
+    service: SearchService,
+    labelled: LabelledSet,
+    experiments: Mapping[str, str],
+    top_k: int = 100,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ScoredRun:
+    """Each judged query through the real search path with `experiments` forced per layer."""
+    debug = Debug(experiments=dict(experiments))
+    run: ScoredRun = {}
+    for i, query_id in enumerate(labelled.qrels, start=1):
+        request = SearchRequest(
+            scene=labelled.scene, query=labelled.queries[query_id], top_k=top_k, debug=debug
+        )
+        run[query_id] = [(hit.id, hit.score) for hit in service.search(request).hits]
+        if progress:
+            progress(f"search {labelled.name} ({experiments.get('match')})", i, len(labelled.qrels))
+    return run
+
+
+def ids_of(run: ScoredRun) -> Run:
+    """A scored run as ranked ids."""
+    return {q: [d for d, _ in hits] for q, hits in run.items()}
+
+
+def collect_runs(
+    settings: Settings,
+    labelled: LabelledSet,
+    config: PipelineConfig,
+    matches: Sequence[str],
+    *,
+    rank_experiment: str = "score",
+    top_k: int = 100,
+    progress: Callable[[str, int, int], None] | None = None,
+    keep: bool = False,
+    junk: Sequence[str] = (),
+) -> SetRuns:
+    """Index `labelled` once and run each match experiment in `matches` over its queries.
+    With `keep`, the collections are named after the set and kept, so a later run embeds
+    only what changed."""
+    tag = re.sub(r"\W+", "_", labelled.name) if keep else uuid.uuid4().hex[:8]
+    scratch = settings.model_copy(
+        update={"collection_prefix": f"{settings.collection_prefix}eval_{tag}_"}
+    )
+    drop, service_for, docs = index_labelled(scratch, labelled, progress)
+    try:
+        service = service_for(config)
+        runs = {
+            name: scored_run(
+                service, labelled, {"match": name, "rank": rank_experiment}, top_k, progress
+            )
+            for name in matches
+        }
+        unanswerable = LabelledSet(
+            labelled.name,
+            labelled.scene,
+            labelled.corpus,
+            {f"junk{i}": q for i, q in enumerate(junk)},
+            {f"junk{i}": {} for i in range(len(junk))},
+        )
+        junk_runs = {
+            name: scored_run(service, unanswerable, {"match": name, "rank": rank_experiment}, 10)
+            for name in matches
+        }
+    finally:
+        drop(keep)
+    return SetRuns(labelled, runs, docs, junk_runs)

@@ -52,6 +52,11 @@ class MatchParams(_Strict):
     fusion: Literal["rrf", "weighted"] = "rrf"
     rrf_k: int = Field(60, ge=1, le=10000, description="Reciprocal rank fusion constant.")
     dense_weight: float = Field(0.5, ge=0, le=1, description="Weighted fusion: dense share.")
+    normalization: Literal["minmax", "tmm"] = Field(
+        "minmax",
+        description="Weighted fusion: per-query min-max, or theoretical min (cosine -1, BM25 0) "
+        "to the observed max (Bruch et al. 2023).",
+    )
     model: str | None = Field(
         None,
         pattern=MODEL_NAME_PATTERN,

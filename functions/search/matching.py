@@ -67,7 +67,7 @@ def match(
     lexical_future = _POOL.submit(lexical)
     dense_hits = dense()
     lexical_hits = lexical_future.result()
-    return weighted_fusion(dense_hits, lexical_hits, params.dense_weight)
+    return weighted_fusion(dense_hits, lexical_hits, params.dense_weight, params.normalization)
 
 
 def match_in_space(
@@ -132,17 +132,36 @@ def reciprocal_rank_fusion(lists: Sequence[Sequence[Match]], k: int = 60) -> lis
 
 
 def weighted_fusion(
-    dense: Sequence[Match], lexical: Sequence[Match], dense_weight: float
+    dense: Sequence[Match],
+    lexical: Sequence[Match],
+    dense_weight: float,
+    normalization: str = "minmax",
 ) -> list[Match]:
-    """Min-max normalise each list's scores to [0, 1], then w * dense + (1 - w) * BM25; a
-    document missing from one list gets 0 from it."""
+    """Convex combination of normalised scores (Bruch et al. 2023): w * dense + (1 - w) * BM25,
+    each list normalised per query by min-max, or by `tmm` (theoretical minimum: -1 for cosine,
+    0 for BM25, observed maximum); a document missing from one list gets 0 from it."""
     scores: dict[str, float] = {}
     first: dict[str, Match] = {}
-    for hits, weight in ((dense, dense_weight), (lexical, 1.0 - dense_weight)):
-        for hit, value in zip(hits, min_max([h.score for h in hits]), strict=True):
+    sides = ((dense, dense_weight, -1.0), (lexical, 1.0 - dense_weight, 0.0))
+    for hits, weight, floor in sides:
+        values = [h.score for h in hits]
+        scaled = (
+            min_max(values) if normalization == "minmax" else theoretical_min_max(values, floor)
+        )
+        for hit, value in zip(hits, scaled, strict=True):
             scores[hit.id] = scores.get(hit.id, 0.0) + weight * value
             first.setdefault(hit.id, hit)
     return _fused(scores, first)
+
+
+def theoretical_min_max(values: Sequence[float], floor: float) -> list[float]:
+    """(v - floor) / (max - floor): the scoring function's lowest possible value maps to 0."""
+    if not values:
+        return []
+    high = max(values)
+    if high - floor < 1e-12:
+        return [1.0] * len(values)
+    return [max(0.0, (v - floor) / (high - floor)) for v in values]
 
 
 def min_max(values: Sequence[float]) -> list[float]:

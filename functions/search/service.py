@@ -19,7 +19,6 @@ from functions.core.pipeline_config import (
     QpParams,
     SummaryParams,
 )
-from functions.core.query_image import decode_image
 from functions.core.routes import Route
 from functions.core.scenes import Scene, get_scene
 from functions.core.schemas import (
@@ -29,6 +28,7 @@ from functions.core.schemas import (
     ScenesResponse,
     SearchRequest,
     SearchResponse,
+    Spelling,
     Timings,
 )
 from functions.core.settings import Settings
@@ -41,6 +41,7 @@ from functions.core.stores import (
 )
 from functions.core.text import normalize_text
 from functions.core.vector_store import VECTOR_FIELD, Match, VectorStore
+from functions.preprocess.service import decode_image
 from functions.search.bucketing import assign
 from functions.search.clients import (
     DocumentFetcher,
@@ -50,7 +51,6 @@ from functions.search.clients import (
     LambdaEmbedder,
     LambdaInvoker,
     QueryEmbedder,
-    lambda_client,
 )
 from functions.search.config_source import (
     DEFAULT_CONFIG,
@@ -61,6 +61,8 @@ from functions.search.config_source import (
 from functions.search.limits import SearchLimits
 from functions.search.matching import match_in_space
 from functions.search.ranking import needed_fields, rank
+from functions.search.relevance import RelevanceTables, mode_of
+from functions.search.spelling import VocabularySource
 from functions.search.summarize import query_terms, summarize
 
 logger = Logger(service="mmsearch-search")
@@ -88,6 +90,8 @@ class SearchService:
         max_image_bytes: int = 5 * 2**20,
         limits: SearchLimits | None = None,
         degrade_without_documents: bool = False,
+        relevance: RelevanceTables | None = None,
+        vocabulary: VocabularySource | None = None,
     ) -> None:
         self._embedder = embedder
         self._vectors = vectors
@@ -98,6 +102,8 @@ class SearchService:
         self._config = config or FileConfig(DEFAULT_CONFIG)
         self._limits = limits or SearchLimits()
         self._degrade_without_documents = degrade_without_documents
+        self._relevance = relevance or RelevanceTables.load()
+        self._vocabulary = vocabulary
 
     @property
     def config(self) -> PipelineConfig:
@@ -105,7 +111,36 @@ class SearchService:
         return self._config.get()
 
     def search(self, request: SearchRequest) -> SearchResponse:
-        """Answer `request`; raises a `ServiceError` subclass for anything the caller can fix."""
+        """Answer `request`; raises a `ServiceError` subclass for anything the caller can fix.
+        A misspelt query is answered for its correction when that finds closer matches."""
+        response = self._search(request)
+        suggestion = self._suggest(request)
+        if suggestion is None:
+            return response
+        corrected = self._search(request.model_copy(update={"query": suggestion}))
+        applied = _best(corrected) > _best(response)
+        chosen = corrected if applied else response
+        return chosen.model_copy(
+            update={"spelling": Spelling(suggestion=suggestion, applied=applied)}
+        )
+
+    def _suggest(self, request: SearchRequest) -> str | None:
+        """The corpus vocabulary's correction of the query text, if any (never an error: a
+        store that cannot answer means no suggestion)."""
+        if self._vocabulary is None or not request.query.strip() or request.query_image:
+            return None
+        scene = get_scene(request.scene)
+        if scene.query != "text":
+            return None
+        try:
+            speller = self._vocabulary.speller(scene.store)
+        except ServiceError as exc:
+            logger.warning("vocabulary unavailable: no spelling suggestion", reason=exc.message)
+            return None
+        query = normalize_text(request.query, self._max_query_chars)
+        return speller.suggest(query) if speller else None
+
+    def _search(self, request: SearchRequest) -> SearchResponse:
         start = perf_counter()
         scene = get_scene(request.scene)
         self._limits.check(request)
@@ -143,6 +178,10 @@ class SearchService:
         documents, degraded = self._fetch_documents(scene.name, [m.id for m in ranked])
         terms = query_terms(query)
         hits = [self._hit(m, documents.get(m.id), summary, terms) for m in ranked]
+        # Relevance is calibrated on the match layer's raw score (rank may rescale it).
+        raw, mode = {m.id: m.score for m in matches}, mode_of(matching)
+        for hit in hits:
+            hit.relevance = self._relevance.relevance(scene.name, mode, raw.get(hit.id, hit.score))
         t_summary = perf_counter()
         timings = Timings(
             preprocess=_ms(start, t_pre),
@@ -152,7 +191,12 @@ class SearchService:
             total=_ms(start, perf_counter()),
         )
         return SearchResponse(
-            scene=scene.name, hits=hits, timings_ms=timings, experiments=chosen, degraded=degraded
+            scene=scene.name,
+            hits=hits,
+            timings_ms=timings,
+            experiments=chosen,
+            degraded=degraded,
+            weak_match=self._relevance.weak(scene.name, [h.relevance for h in hits]),
         )
 
     def _fetch_documents(self, scene: str, ids: list[str]) -> tuple[dict[str, Any], bool]:
@@ -205,6 +249,10 @@ class SearchService:
         )
 
 
+def _best(response: SearchResponse) -> float:
+    return max((h.relevance for h in response.hits), default=-1.0)
+
+
 def _ms(a: float, b: float) -> float:
     return round((b - a) * 1000, 3)
 
@@ -236,6 +284,13 @@ def build_search_service(
         max_image_bytes=settings.max_body_bytes,
         limits=SearchLimits.from_settings(settings),
         degrade_without_documents=settings.degrade_without_documents,
+        relevance=RelevanceTables.load(),
+        # The vocabulary lives in the document store, which only an in-process search reads.
+        vocabulary=(
+            VocabularySource(open_document_store(settings))
+            if settings.deployment != "lambda"
+            else None
+        ),
     )
 
 
@@ -254,14 +309,16 @@ def config_source(settings: Settings) -> ConfigSource:
 def dependencies(settings: Settings) -> tuple[QueryEmbedder, DocumentFetcher]:
     """Preprocess and summary: other Lambda functions in a split deployment, else in-process."""
     if settings.deployment == "lambda":
-        client = lambda_client()  # timeouts bounded inside search's 15 s
+        import boto3
+
+        client = boto3.client("lambda")
         if not settings.preprocess_function or not settings.summary_function:
             raise ValueError(
                 "split deployment needs MMSEARCH_PREPROCESS_FUNCTION and _SUMMARY_FUNCTION"
             )
         return (
-            LambdaEmbedder(LambdaInvoker(client, settings.preprocess_function, "preprocess")),
-            LambdaDocuments(LambdaInvoker(client, settings.summary_function, "summary")),
+            LambdaEmbedder(LambdaInvoker(client, settings.preprocess_function)),
+            LambdaDocuments(LambdaInvoker(client, settings.summary_function)),
         )
     from functions.preprocess.service import build_preprocessor
 
