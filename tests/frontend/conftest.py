@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from functions.composed.app import create_app
 from functions.core.encoder import TextEncoder
@@ -20,6 +19,7 @@ from functions.core.stores import collection_name, open_document_store, open_vec
 from indexing.corpus import QADocument
 from indexing.indexer import Indexer
 from offline.local_mongo import free_port
+from offline.local_server import local_server
 from tests.functions.test_image_search import index_images, stamps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,13 +74,10 @@ def server(
     indexer.run(QA, collection_name(settings, QA), docs)
     index_images(settings, encoder, stamps())
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, static_dir=ROOT / "frontend"),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
+    # As `mmsearch serve` runs it: Host/Origin checks, security headers, timeouts.
+    uvicorn_server = local_server(
+        create_app(settings, static_dir=ROOT / "frontend"), settings, "127.0.0.1", port
     )
-    uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

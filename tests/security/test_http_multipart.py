@@ -131,7 +131,7 @@ def test_a_search_form_is_answered_through_both_doors(
 ) -> None:
     body = form(
         part("scene", b"qa"),
-        part("query", "how do I get a refund?".encode()),
+        part("query", b"how do I get a refund?"),
         part("top_k", b"3"),
         part("filters", b'{"category": "billing"}'),
     )
