@@ -1,4 +1,4 @@
-"""The four Lambda bundles, built for real once per session (cached under build/lambda)."""
+"""The five Lambda bundles, built for real once per session (cached under build/lambda)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 
 from infra.app import build_app
-from infra.config import FUNCTIONS, DeployConfig, FunctionName
-from infra.packaging import lambda_bundle
+from infra.config import DeployConfig
+from infra.packaging import BUNDLES, BundleName, lambda_bundle
 
 
 @pytest.fixture(scope="session")
-def lambda_bundles() -> dict[FunctionName, Path]:
+def lambda_bundles() -> dict[BundleName, Path]:
     """{function name: bundle folder}; the first build on a machine takes a minute or two."""
-    return {name: lambda_bundle(name) for name in FUNCTIONS}
+    return {name: lambda_bundle(name) for name in BUNDLES}
 
 
 # --- the synthesized app, once per variant per session -------------------------------------
