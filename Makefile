@@ -13,7 +13,7 @@ CDK := infra/node_modules/.bin/cdk
 CDK_ENV := PATH=$(abspath $(BIN)):$$PATH JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
 	CDK_DISABLE_CLI_TELEMETRY=true
 
-.PHONY: install install-offline system-deps demo test lint types check clean-home bench synth bootstrap deploy destroy lock audit
+.PHONY: install install-offline system-deps demo test lint types check clean-home bench synth bootstrap model deploy destroy lock audit
 
 # One stamp per extra and pyproject.toml version: the demo needs `offline`, tests need `dev`.
 # The versions are the lock's, so CI installs exactly what was audited.
@@ -73,14 +73,19 @@ $(CDK): infra/package-lock.json
 	npm ci --prefix infra --no-audit --no-fund --silent
 	touch $@
 
-synth: install $(CDK)
+synth: install $(CDK) model
 	$(CDK_ENV) $(CDK) synth --no-notices --quiet $(CDK_ARGS)
 
 # These need AWS credentials (README, "Deploy to AWS"); bootstrap once per account and region.
 bootstrap: install $(CDK)
 	$(CDK_ENV) $(CDK) bootstrap --no-notices $(CDK_ARGS)
 
-deploy: install $(CDK)
+# The model every deploy ships into its model bucket (infra/model_asset.py), exported once
+# (`mmsearch export` skips a complete folder); -c model_version=<v> serves a pushed one instead.
+model: install
+	$(BIN)/mmsearch export
+
+deploy: install $(CDK) model
 	$(CDK_ENV) $(CDK) deploy --all --no-notices $(CDK_ARGS)
 
 destroy: install $(CDK)

@@ -25,7 +25,7 @@ from infra.config import DeployConfig, function_name
 from infra.functions import HANDLERS, CodeSource, service_function
 from infra.nag import acknowledge
 from infra.network import FunctionNetwork
-from infra.storage import StorageStack, bucket_arn, bucket_name, nag_bucket_arn
+from infra.storage import StorageStack, bucket_arn, nag_bucket_arn
 
 # A Lambda event is at most 6 MB and binary bodies arrive base64-encoded (4/3 larger):
 # 4.4 MB raw is the largest body that still fits, so the functions refuse above it.
@@ -62,14 +62,6 @@ ACCESS_LOG_FORMAT = {
     "error": "$context.error.message",
     "userAgent": "$context.identity.userAgent",
 }
-
-
-def model_uri(config: DeployConfig) -> str:
-    """Where the functions read the model: one version, or the LATEST pointer's."""
-    prefix = f"models/{config.model_name}/"
-    if config.model_version != "latest":
-        prefix += f"{config.model_version}/"
-    return f"s3://{bucket_name(config, 'models')}/{prefix}"
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -111,24 +103,32 @@ class ApiStack(Stack):
         self.network = FunctionNetwork(self, "Network", config=config) if config.vpc_id else None
         self.function_options = self.network.function_options if self.network else {}
         self._options = self.function_options
-        self.model_uri = model_uri(config)
-        # Each function is told only what it may read: the model (preprocess), the connection
-        # secret (search, summary); one function running all three gets both.
-        limits = {"MMSEARCH_MAX_BODY_BYTES": str(MAX_BODY_BYTES)}
-        model = {"MMSEARCH_MODEL_S3_URI": self.model_uri}
-        secret = {"MMSEARCH_CONNECTION_SECRET": storage.secret.secret_arn}
+        if storage.model is None:
+            raise ValueError("the storage stack must deploy the served model (model=...)")
+        # One pinned model version, recorded on every function; the versions of those that
+        # load it are published only after its files are in the bucket.
+        self.model_uri = storage.model.uri(config)
+        self._model_deployment = storage.model_deployment
+        # Each function is told only what it may read: the model (preprocess), the store
+        # secrets (search: Milvus, summary: MongoDB); one function running all gets all.
+        limits = {
+            "MMSEARCH_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+            "MMSEARCH_MODEL_VERSION": storage.model.version,
+        }
+        model = storage.model.environment(config)
+        secrets = storage.secrets
         self.functions: dict[str, lambda_.Alias] = {}  # the `live` alias of each function
         self.function_names: dict[str, str] = {}  # their physical names, for other stacks
         if config.split_functions:
             preprocess = self._function(
                 "preprocess", code, limits | model, snap_start=config.snap_start
             )
-            summary = self._function("summary", code, limits | secret)
+            summary = self._function("summary", code, limits | secrets.environment("mongo"))
             search = self._function(
                 "search",
                 code,
                 limits
-                | secret
+                | secrets.environment("milvus")
                 | {
                     "MMSEARCH_DEPLOYMENT": "lambda",
                     "MMSEARCH_PREPROCESS_FUNCTION": preprocess.function_arn,
@@ -136,21 +136,21 @@ class ApiStack(Stack):
                 },
             )
             self._read_models(preprocess)
-            storage.secret.grant_read(summary)
-            storage.secret.grant_read(search)
+            secrets.grant_read(summary, "mongo")
+            secrets.grant_read(search, "milvus")
             preprocess.grant_invoke(search)
             summary.grant_invoke(search)
         else:
             search = self._function(
                 "search",
                 code,
-                limits | model | secret,
+                limits | model | secrets.environment("milvus", "mongo"),
                 snap_start=config.snap_start,
                 handler=HANDLERS["composed"],
                 bundle="composed",  # FastAPI + Mangum + all three functions' dependencies
             )
             self._read_models(search)
-            storage.secret.grant_read(search)
+            secrets.grant_read(search, "milvus", "mongo")
             preprocess = summary = search
         self._targets = {"search": search, "preprocess": preprocess, "summary": summary}
         if config.search_reserved_concurrency is not None:
@@ -191,7 +191,10 @@ class ApiStack(Stack):
 
     def _read_models(self, function: lambda_.Alias) -> None:
         """Read access to this model's objects and nothing else: the runtime fetches the files
-        its manifest lists (and the LATEST pointer), so it never needs to list the bucket."""
+        its pinned version's manifest lists, so it never needs to list the bucket. The version
+        (where SnapStart runs init) is published only after the model deployment."""
+        if self._model_deployment is not None:
+            function.version.node.add_dependency(self._model_deployment)
         bucket = bucket_arn(self.config, "models")
         prefix = f"models/{self.config.model_name}/"
         function.add_to_role_policy(

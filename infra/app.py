@@ -12,6 +12,7 @@ from infra.api import ApiStack
 from infra.config import DeployConfig
 from infra.functions import CodeSource
 from infra.indexing import IndexingStack
+from infra.model_asset import model_release
 from infra.nag import check
 from infra.observability import ObservabilityStack
 from infra.storage import StorageStack
@@ -35,7 +36,8 @@ def build_app(
     config = config or DeployConfig.from_context(app.node.try_get_context)
     env = Environment(account=config.account, region=config.region)
     prefix = config.name
-    storage = StorageStack(app, f"{prefix}-storage", config=config, env=env)
+    release = model_release(config)  # the one model version every function serves
+    storage = StorageStack(app, f"{prefix}-storage", config=config, model=release, env=env)
     api = ApiStack(app, f"{prefix}-api", config=config, code=code, storage=storage, env=env)
     # The page calls the API through its own distribution (/v1/*): the web stack follows it.
     web = WebStack(app, f"{prefix}-web", config=config, storage=storage, api=api.api, env=env)
@@ -45,12 +47,12 @@ def build_app(
         config=config,
         code=code("indexing"),
         environment={
-            "MMSEARCH_CONNECTION_SECRET": storage.secret.secret_arn,
-            "MMSEARCH_MODEL_S3_URI": api.model_uri,
+            **storage.secrets.environment("milvus", "mongo"),
+            **release.environment(config),
         },
         data_bucket=storage.data_bucket,
         model_bucket=storage.model_bucket,
-        secret=storage.secret,
+        secret=storage.secrets,  # type: ignore[arg-type]  # grant_read: both stores
         function_options=api.function_options,  # one VPC placement (endpoints) for all
         env=env,
     )

@@ -98,8 +98,15 @@ class DeployConfig(BaseModel):
         " from the NoEcho parameter MongoUri.",
     )
     model_name: str = "all-MiniLM-L6-v2"
-    model_version: str = Field(
-        "latest", description="S3 prefix models/<name>/<version>/; latest: the LATEST pointer."
+    model_version: str | None = Field(
+        None,
+        description="Serve models/<name>/<version>/ pushed earlier (mmsearch push-model); None:"
+        " ship the exported model_dir, its version being its content hash.",
+    )
+    model_dir: str | None = Field(
+        None,
+        description="Exported model folder shipped with the deployment; None: where `mmsearch"
+        " export` writes it (MMSEARCH_HOME/models/<name>).",
     )
 
     vpc_id: str | None = Field(None, description="Place the functions in this VPC.")

@@ -1,10 +1,11 @@
-"""Buckets and the connection secret: what outlives every deploy of the functions."""
+"""Buckets, the served model and the store secrets: what outlives every deploy of the functions."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_cdk import Aws, CfnParameter, Duration, RemovalPolicy, SecretValue, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
@@ -12,7 +13,17 @@ from constructs import Construct
 from infra.config import DeployConfig
 from infra.nag import acknowledge
 
-SECRET_KEYS = ("milvus_uri", "milvus_token", "mongo_uri")
+if TYPE_CHECKING:
+    from aws_cdk import aws_s3_deployment as s3deploy
+
+    from infra.model_asset import ModelRelease
+
+Store = Literal["milvus", "mongo"]
+# Each store's secret keys (functions.core.connection's MilvusSecret / MongoSecret).
+SECRET_KEYS: dict[Store, tuple[str, ...]] = {
+    "milvus": ("milvus_uri", "milvus_token"),
+    "mongo": ("mongo_uri",),
+}
 
 
 def bucket_name(config: DeployConfig, role: str) -> str:
@@ -88,12 +99,42 @@ def retained_bucket(
     )
 
 
-class StorageStack(Stack):
-    """The model bucket (versioned), the data bucket (corpora and indexing runs), access logs,
-    and the secret holding the Milvus and MongoDB connection strings."""
+class StoreSecrets:
+    """Where each store's connection lives: one secret per store, so a function is granted only
+    the credentials of the stores it talks to (or, with `connection_secret_arn`, the older
+    single secret for both)."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeployConfig, **kwargs: Any
+        self, milvus: secretsmanager.ISecret, mongo: secretsmanager.ISecret, *, combined: bool
+    ) -> None:
+        self.of: dict[Store, secretsmanager.ISecret] = {"milvus": milvus, "mongo": mongo}
+        self.combined = combined
+
+    def environment(self, *stores: Store) -> dict[str, str]:
+        """The variables that tell a function where the secrets of `stores` are."""
+        if self.combined:
+            return {"MMSEARCH_CONNECTION_SECRET": self.of["milvus"].secret_arn} if stores else {}
+        return {f"MMSEARCH_{store.upper()}_SECRET": self.of[store].secret_arn for store in stores}
+
+    def grant_read(self, grantee: iam.IGrantable, *stores: Store) -> None:
+        """Read access to the secrets of `stores` (default: both)."""
+        chosen = {id(self.of[s]): self.of[s] for s in stores or ("milvus", "mongo")}
+        for secret in chosen.values():  # the combined secret is granted once
+            secret.grant_read(grantee)
+
+
+class StorageStack(Stack):
+    """The model bucket (versioned) with the served model version deployed into it, the data
+    bucket (corpora and indexing runs), access logs, and one secret per store."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        model: ModelRelease | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.access_logs = private_bucket(
@@ -120,18 +161,36 @@ class StorageStack(Stack):
             access_logs=self.access_logs,
             lifecycle_rules=[s3.LifecycleRule(prefix="runs/", expiration=Duration.days(30))],
         )
-        self.secret = self._connection_secret(config)
+        self.secrets = self._store_secrets(config)
+        self.model = model
+        self.model_deployment: s3deploy.BucketDeployment | None = None
+        if model is not None:
+            from infra.model_asset import deploy_model  # it names buckets with this module
+
+            self.model_deployment = deploy_model(self, model, self.model_bucket)
         acknowledge(
             self.access_logs,
             {"AwsSolutions-S1": "This is the access-log bucket; logging it to itself would loop."},
         )
 
-    def _connection_secret(self, config: DeployConfig) -> secretsmanager.ISecret:
-        """An existing secret by ARN, or a new one filled from NoEcho deploy parameters."""
+    def _store_secrets(self, config: DeployConfig) -> StoreSecrets:
+        """Existing secrets by ARN, or new ones filled from NoEcho deploy parameters."""
         if config.connection_secret_arn:
-            return secretsmanager.Secret.from_secret_complete_arn(
+            combined = secretsmanager.Secret.from_secret_complete_arn(
                 self, "Connection", config.connection_secret_arn
             )
+            return StoreSecrets(combined, combined, combined=True)
+        existing = {"milvus": config.milvus_secret_arn, "mongo": config.mongo_secret_arn}
+        secrets = {
+            store: secretsmanager.Secret.from_secret_complete_arn(self, store.title(), arn)
+            if arn
+            else self._secret_from_parameters(store)
+            for store, arn in existing.items()
+        }
+        return StoreSecrets(secrets["milvus"], secrets["mongo"], combined=False)
+
+    def _secret_from_parameters(self, store: Store) -> secretsmanager.ISecret:
+        """A secret holding `store`'s keys, each from a NoEcho parameter of the same name."""
         values = {
             key: SecretValue.cfn_parameter(
                 CfnParameter(
@@ -143,12 +202,12 @@ class StorageStack(Stack):
                     description=f"{key} for the functions; stored in Secrets Manager only.",
                 )
             )
-            for key in SECRET_KEYS
+            for key in SECRET_KEYS[store]
         }
         secret = secretsmanager.Secret(
             self,
-            "Connection",
-            description="mmsearch: Milvus and MongoDB connection strings",
+            store.title(),
+            description=f"mmsearch: the {'Milvus' if store == 'milvus' else 'MongoDB'} connection",
             secret_object_value=values,
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -1,7 +1,9 @@
-"""The five Lambda bundles, built for real once per session (cached under build/lambda)."""
+"""The Lambda bundles, built for real once per session (cached under build/lambda), and the
+exported model every synthesized app ships."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,15 +13,47 @@ from aws_cdk import App
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 
+from functions.core.manifest import MODEL_FILE, TOKENIZER_FILE, ModelManifest, Parity, sha256_file
 from infra.app import build_app
-from infra.config import DeployConfig
-from infra.packaging import BUNDLES, BundleName, lambda_bundle
+from infra.config import FUNCTIONS, DeployConfig, FunctionName
+from infra.model_asset import MODEL_DIR_ENV
+from infra.packaging import lambda_bundle
 
 
 @pytest.fixture(scope="session")
-def lambda_bundles() -> dict[BundleName, Path]:
+def lambda_bundles() -> dict[FunctionName, Path]:
     """{function name: bundle folder}; the first build on a machine takes a minute or two."""
-    return {name: lambda_bundle(name) for name in BUNDLES}
+    return {name: lambda_bundle(name) for name in FUNCTIONS}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def deployed_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The exported folder every synthesized app ships (infra.model_asset): a stand-in of a few
+    bytes with a valid manifest, like the code stand-in: template tests need its version, not
+    its weights (tests/infra/test_init_permissions.py ships the real export)."""
+    folder = stand_in_model(tmp_path_factory.mktemp("deployed-model") / "all-MiniLM-L6-v2")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MODEL_DIR_ENV, str(folder))
+        yield folder
+
+
+def stand_in_model(folder: Path, name: str = "all-MiniLM-L6-v2") -> Path:
+    """A folder that passes `verify_folder`: two small files and their manifest."""
+    folder.mkdir(parents=True)
+    (folder / MODEL_FILE).write_bytes(b"stand-in graph")
+    (folder / TOKENIZER_FILE).write_text("{}")
+    ModelManifest(
+        name=name,
+        source="stand-in for template tests",
+        dim=384,
+        max_seq_length=256,
+        inputs=["input_ids", "attention_mask"],
+        opset=17,
+        files={n: sha256_file(folder / n) for n in (MODEL_FILE, TOKENIZER_FILE)},
+        parity=Parity(reference="none", sentences=0, max_abs_diff=0.0, min_cosine=1.0),
+        exported_at="2026-01-01T00:00:00+00:00",
+    ).write(folder)
+    return folder
 
 
 # --- the synthesized app, once per variant per session -------------------------------------

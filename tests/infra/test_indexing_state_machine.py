@@ -52,10 +52,10 @@ def synthesize(tmp: Path, config: DeployConfig, vpc: bool = False) -> tuple[App,
         "Indexing",
         config=config,
         code=lambda_.Code.from_asset(str(code_dir)),
-        environment={"MMSEARCH_CONNECTION_SECRET": storage.secret.secret_arn},
+        environment=storage.secrets.environment("milvus", "mongo"),
         data_bucket=storage.data_bucket,
         model_bucket=storage.model_bucket,
-        secret=storage.secret,
+        secret=storage.secrets,  # type: ignore[arg-type]
         function_options=options,
     )
     check(app)

@@ -273,7 +273,7 @@ def test_model_bucket_is_versioned_and_the_connection_secret_comes_from_noecho_p
     parameters = storage.to_json()["Parameters"]
     for name in ("MilvusUri", "MilvusToken", "MongoUri"):
         assert parameters[name]["NoEcho"] is True
-    storage.resource_count_is("AWS::SecretsManager::Secret", 1)
+    storage.resource_count_is("AWS::SecretsManager::Secret", 2)  # one per store
 
 
 def test_alarms_cover_5xx_rate_p99_latency_throttles_and_failed_indexing_runs(split):
