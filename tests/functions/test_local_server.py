@@ -4,6 +4,7 @@ and grants no cross-origin access (the page is served from the same origin)."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ def served(
         "MMSEARCH_HOME": str(home),
         "MMSEARCH_MODEL_DIR": str(model_dir),
         "MMSEARCH_MONGO_URI": mongo_server.uri,
+        "MMSEARCH_HEADER_TIMEOUT_S": "1",
     }
     command = [sys.executable, "-m", "offline.cli", "serve", "--port", str(port)]
     log = (home / "serve.log").open("wb")
@@ -80,3 +82,34 @@ def test_the_local_server_grants_no_cross_origin_access(served: tuple[str, int])
     assert preflight.status_code >= 400
     assert "access-control-allow-origin" not in preflight.headers
     assert "access-control-allow-methods" not in preflight.headers
+
+
+def test_the_local_server_answers_only_its_own_host_names(served: tuple[str, int]) -> None:
+    """A DNS-rebinding page reaches 127.0.0.1 under its own name: refused (issue 15, 6)."""
+    base, port = served
+    assert httpx.get(f"{base}/v1/health").status_code == 200
+    assert httpx.get(f"{base}/v1/health", headers={"host": f"localhost:{port}"}).status_code == 200
+    rebound = httpx.get(f"{base}/v1/health", headers={"host": f"rebind.example:{port}"})
+    assert rebound.status_code == 421
+    assert rebound.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_local_server_refuses_a_post_without_a_json_content_type(
+    served: tuple[str, int],
+) -> None:
+    base, _ = served
+    simple = httpx.post(f"{base}/v1/search", content=b'{"query": "refund"}')
+    assert simple.status_code == 415
+    assert simple.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_the_local_server_closes_a_connection_that_sends_no_request(
+    served: tuple[str, int],
+) -> None:
+    """MMSEARCH_HEADER_TIMEOUT_S=1 reaches the server: an idle connection is closed."""
+    _, port = served
+    with socket.create_connection(("127.0.0.1", port)) as idle:
+        idle.settimeout(10)
+        started = time.monotonic()
+        assert idle.recv(100) == b""
+        assert time.monotonic() - started < 4

@@ -25,6 +25,7 @@ from functions.core.security_headers import (
     API_CONTENT_SECURITY_POLICY,
     page_content_security_policy,
 )
+from functions.core.server_guard import allowed_hosts
 from functions.core.settings import Settings
 from offline.local_mongo import free_port
 from offline.local_server import local_server
@@ -338,3 +339,20 @@ def test_the_page_and_the_api_carry_the_security_headers(live: Live) -> None:
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+
+
+@pytest.mark.parametrize(
+    ("bound", "extra", "answered", "refused"),
+    [
+        ("127.0.0.1", "", {"127.0.0.1", "localhost", "[::1]"}, {"0.0.0.0", "example.com"}),
+        ("0.0.0.0", "", {"localhost"}, {"0.0.0.0", ""}),  # every interface is no host name
+        ("::1", "", {"[::1]"}, {"::1"}),
+        ("192.168.1.5", " Box.LAN ,", {"192.168.1.5", "box.lan"}, {"192.168.1.6"}),
+    ],
+)
+def test_the_host_allow_list_is_loopback_the_bound_address_and_the_configured_names(
+    bound: str, extra: str, answered: set[str], refused: set[str]
+) -> None:
+    hosts = allowed_hosts(bound, extra)
+    assert answered <= hosts
+    assert not refused & hosts
