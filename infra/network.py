@@ -16,7 +16,6 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from infra.config import DeployConfig
-from infra.nag import acknowledge
 
 # What the functions call through the AWS SDK: boto3's s3, secretsmanager and lambda clients
 # (functions/core/model_source.py, functions/core/connection.py, functions/search/service.py).
@@ -104,10 +103,3 @@ class FunctionNetwork(Construct):
                 private_dns_enabled=True,
                 open=False,  # only the ingress rules above, not the whole VPC's CIDR
             )
-        acknowledge(
-            self.endpoints,
-            {
-                "CdkNagValidationFailure": "The ingress rules name security groups, which"
-                " EC2 rules cannot resolve at synth.",
-            },
-        )
