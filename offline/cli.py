@@ -316,6 +316,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     # CloudWatch EMF metric lines mean nothing on a laptop; POWERTOOLS_METRICS_DISABLED=false
     # prints them (one per layer per request), as Lambda does.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    if settings.debug_open is None and host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
+        # Reachable from other machines: forcing experiments needs MMSEARCH_DEBUG_TOKEN.
+        settings = settings.model_copy(update={"debug_open": False})
     try:
         asgi = create_app(settings, static_dir=FRONTEND_DIR)
     except ServiceError as exc:

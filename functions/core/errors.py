@@ -42,6 +42,13 @@ class MalformedBody(ServiceError):
     code = "malformed_json"
 
 
+class DebugNotAllowed(ServiceError):
+    """The request forces experiments (debug.experiments) without the debug token."""
+
+    status = 403
+    code = "debug_not_allowed"
+
+
 class UnknownScene(ServiceError):
     """The scene named in the request is not configured."""
 

@@ -13,6 +13,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from functions.core.caller import CallerHeaders
 from functions.core.errors import ServiceError
 from functions.core.routes import Route, describe_errors, media_type_error
 from functions.core.schemas import ErrorBody
@@ -26,7 +27,7 @@ from functions.core.uploads import is_multipart, multipart_to_json
 log = logging.getLogger("mmsearch")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422, 500, 503)
+    code: {"model": ErrorBody} for code in (400, 403, 404, 413, 415, 422, 500, 503)
 }
 
 HTTP_CODES = {400: "malformed_json", 404: "not_found", 405: "method_not_allowed"}
@@ -76,6 +77,7 @@ def create_api(title: str, description: str, max_body_bytes: int = 5 * 2**20) ->
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, form_paths=app.state.form_paths)
     docs = {p for p in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p}
     app.add_middleware(SecurityHeaders, docs_paths=frozenset(docs))
+    app.add_middleware(CallerHeaders)  # who is calling, for the routes that ask
     return app
 
 

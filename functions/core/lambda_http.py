@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from functions.core import correlation
+from functions.core import caller, correlation
 from functions.core.errors import ServiceError
 from functions.core.routes import Route, describe_errors, media_type_error
 from functions.core.security_headers import API_HEADERS
@@ -35,6 +35,7 @@ def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> 
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         correlation_id = correlation.begin(event)
+        caller.begin(event.get("headers"))
         response = _serve(event)
         response["headers"][correlation.HEADER] = correlation_id
         return response

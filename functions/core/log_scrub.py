@@ -16,10 +16,7 @@ _ASSIGNED = re.compile(
     r"(?i)\b((?:[a-z_]*_)?(?:token|password|passwd|pwd|secret|api[_-]?key|access[_-]?key|"
     r"authorization)[\"']?\s*[:=]\s*[\"']?)(?:bearer\s+|basic\s+)?[^\s\"'&,;)}\]]+"
 )
-_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
-    "message",
-    "_scrubbed",
-}
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
 
 def scrub(text: str) -> str:
@@ -42,7 +39,7 @@ class CredentialFilter(logging.Filter):
     powertools' Logger adds); never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not isinstance(record.msg, str | dict) or getattr(record, "_scrubbed", False):
+        if not isinstance(record.msg, str | dict):
             return True
         try:
             message = record.getMessage() if isinstance(record.msg, str) else record.msg
@@ -52,7 +49,6 @@ class CredentialFilter(logging.Filter):
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD:
                 setattr(record, key, _scrub_value(value))
-        record._scrubbed = True
         return True
 
 

@@ -132,6 +132,17 @@ class Settings(BaseModel):
     preprocess_function: str | None = Field(None, description="Lambda name for split deployment.")
     summary_function: str | None = None
 
+    debug_token: SecretStr | None = Field(
+        None,
+        description="Callers sending it in the x-mmsearch-debug header may force experiments "
+        "(debug.experiments); compared in constant time.",
+    )
+    debug_open: bool | None = Field(
+        None,
+        description="Any caller may force experiments; unset: yes outside AWS Lambda (the local "
+        "server on 127.0.0.1), no inside it.",
+    )
+
     @property
     def resolved_model_dir(self) -> Path:
         """The exported model folder in use."""

@@ -42,7 +42,7 @@ from functions.core.stores import (
 from functions.core.text import normalize_text
 from functions.core.vector_store import VECTOR_FIELD, Match, VectorStore
 from functions.preprocess.service import decode_image
-from functions.search.bucketing import assign
+from functions.search.bucketing import DebugAccess, assign
 from functions.search.clients import (
     DocumentFetcher,
     InProcessDocuments,
@@ -90,6 +90,7 @@ class SearchService:
         max_image_bytes: int = 5 * 2**20,
         limits: SearchLimits | None = None,
         degrade_without_documents: bool = False,
+        debug: DebugAccess | None = None,
         relevance: RelevanceTables | None = None,
         vocabulary: VocabularySource | None = None,
     ) -> None:
@@ -102,6 +103,7 @@ class SearchService:
         self._config = config or FileConfig(DEFAULT_CONFIG)
         self._limits = limits or SearchLimits()
         self._degrade_without_documents = degrade_without_documents
+        self._debug = debug or DebugAccess.from_settings(Settings())
         self._relevance = relevance or RelevanceTables.load()
         self._vocabulary = vocabulary
 
@@ -147,7 +149,7 @@ class SearchService:
         scene_config = self._config.get().scenes.get(scene.name)
         if scene_config is None:
             raise UnknownScene(f"scene {scene.name!r} is not in the pipeline configuration")
-        forced = request.debug.experiments if request.debug else None
+        forced = self._debug.forced(request.debug.experiments if request.debug else None)
         chosen = assign(scene_config, request.user_id, forced)
         qp = scene_config.qp.experiments[chosen["qp"]].params
         matching = scene_config.match.experiments[chosen["match"]].params
@@ -257,8 +259,15 @@ def _ms(a: float, b: float) -> float:
     return round((b - a) * 1000, 3)
 
 
-def emit_metrics(response: SearchResponse) -> None:
-    """One EMF metric blob per layer: requests and latency by scene, layer and experiment."""
+def emit_metrics(response: SearchResponse, forced: bool = False) -> None:
+    """One EMF metric blob per layer: requests and latency by scene, layer and experiment.
+    A request that forced its experiments is counted apart: it would skew the comparison."""
+    if forced:
+        metrics = EphemeralMetrics(namespace=METRICS_NAMESPACE)
+        metrics.add_dimension("scene", response.scene)
+        metrics.add_metric("ForcedRequests", MetricUnit.Count, 1)
+        metrics.flush_metrics()
+        return
     for layer, experiment in response.experiments.items():
         metrics = EphemeralMetrics(namespace=METRICS_NAMESPACE)
         metrics.add_dimension("scene", response.scene)
@@ -284,6 +293,7 @@ def build_search_service(
         max_image_bytes=settings.max_body_bytes,
         limits=SearchLimits.from_settings(settings),
         degrade_without_documents=settings.degrade_without_documents,
+        debug=DebugAccess.from_settings(settings),
         relevance=RelevanceTables.load(),
         # The vocabulary lives in the document store, which only an in-process search reads.
         vocabulary=(
@@ -344,7 +354,7 @@ def routes(service: SearchService) -> list[Route]:
             filtered=bool(request.filters),
             timings_ms=response.timings_ms.model_dump(),
         )
-        emit_metrics(response)
+        emit_metrics(response, forced=bool(request.debug and request.debug.experiments))
         return response
 
     def scenes() -> ScenesResponse:
