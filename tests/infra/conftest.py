@@ -29,8 +29,9 @@ def lambda_bundles() -> dict[FunctionName, Path]:
 @pytest.fixture(scope="session", autouse=True)
 def deployed_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The exported folder every synthesized app ships (infra.model_asset): a stand-in of a few
-    bytes with a valid manifest, like the code stand-in: template tests need its version, not
-    its weights (tests/infra/test_init_permissions.py ships the real export)."""
+    bytes with a valid manifest, like the code stand-in: template tests, and the init code
+    tests/infra/test_init_permissions.py runs (sha256 checks, no inference), need its version
+    and files, not real weights."""
     folder = stand_in_model(tmp_path_factory.mktemp("deployed-model") / "all-MiniLM-L6-v2")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(MODEL_DIR_ENV, str(folder))
