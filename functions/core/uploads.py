@@ -14,9 +14,6 @@ import base64
 import json
 from typing import Any
 
-from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
-
 from functions.core.errors import InvalidRequest, MalformedBody
 
 TEXT_FIELDS = ("scene", "query", "user_id")
@@ -38,6 +35,10 @@ def is_multipart(content_type: str | None) -> bool:
 def multipart_to_json(body: bytes, content_type: str) -> bytes:
     """The JSON search body for a multipart one; unknown, repeated, oversized or malformed
     parts are a 4xx. CPU-bound on large bodies: the local server calls it off the event loop."""
+    # Imported here: only form requests pay for it, not every Lambda cold start.
+    from python_multipart.exceptions import FormParserError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
@@ -100,6 +101,8 @@ class _Form:
         self._header_value.clear()
 
     def _headers_finished(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
         _, params = parse_options_header(self._disposition)
         raw = params.get(b"name")
         if not raw:

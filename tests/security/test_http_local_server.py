@@ -28,7 +28,7 @@ from functions.core.security_headers import (
 from functions.core.server_guard import allowed_hosts
 from functions.core.settings import Settings
 from offline.local_mongo import free_port
-from offline.local_server import local_server
+from offline.local_server import MAX_HEADER_BYTES, local_server
 from tests.functions.conftest import qa_once  # noqa: F401  (shared fixture)
 from tests.security.test_http_multipart import FORM, tiny_parts
 
@@ -151,6 +151,15 @@ def test_a_connection_whose_headers_do_not_arrive_in_time_is_closed(live: Live, 
     trickle = [b"X-Slow-%d: y\r\n" % i for i in range(30)] if shape == "trickled headers" else None
     _, closed_after = raw(live.port, data, trickle)
     assert closed_after < LIMITS["header_timeout_s"] + SLACK_S  # type: ignore[operator]
+
+
+def test_over_16_kib_of_unfinished_headers_is_a_400_and_the_connection_closes(
+    live: Live,
+) -> None:
+    head = request_head(live, 2) + b"X-Pad: " + b"a" * MAX_HEADER_BYTES  # and no end
+    answer, closed_after = raw(live.port, head)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert closed_after < SLACK_S
 
 
 @pytest.mark.parametrize("shape", ["headers and no body", "a trickled body"])
