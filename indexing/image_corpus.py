@@ -73,6 +73,21 @@ def read_image_corpus(path: Path) -> ImageCorpus:
 
 
 def _parse(line: str, base: Path, seen: set[str], documents: list[ImageDocument]) -> str | None:
+    document = parse_image_line(line)
+    if isinstance(document, str):
+        return document
+    file = document.file if document.file.is_absolute() else base / document.file
+    if not file.is_file():
+        return f"file {document.file} not found"
+    if document.id in seen:
+        return f"duplicate id {document.id!r}"
+    seen.add(document.id)
+    documents.append(document.model_copy(update={"file": file}))
+    return None
+
+
+def parse_image_line(line: str) -> ImageDocument | str:
+    """One JSON line as an `ImageDocument` (its file not looked at), or why it is not one."""
     try:
         raw: Any = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -82,18 +97,10 @@ def _parse(line: str, base: Path, seen: set[str], documents: list[ImageDocument]
     if isinstance(raw.get("id"), int):
         raw["id"] = str(raw["id"])
     try:
-        document = ImageDocument.model_validate(raw)
+        return ImageDocument.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    file = document.file if document.file.is_absolute() else base / document.file
-    if not file.is_file():
-        return f"file {document.file} not found"
-    if document.id in seen:
-        return f"duplicate id {document.id!r}"
-    seen.add(document.id)
-    documents.append(document.model_copy(update={"file": file}))
-    return None
 
 
 def check_images(corpus: ImageCorpus, max_pixels: int) -> ImageCorpus:

@@ -16,7 +16,7 @@ from functions.core.stores import image_collection
 from functions.core.vector_store import VectorRecord, VectorStore
 from indexing.image_corpus import ImageDocument
 from indexing.indexer import Indexer, PreparedBatch
-from indexing.media import LocalMedia
+from indexing.media import MediaStore
 
 
 class ImageIndexer(Indexer):
@@ -28,7 +28,7 @@ class ImageIndexer(Indexer):
         image_encoder: ImageSpaceEncoder,
         vectors: VectorStore,
         documents: DocumentStore,
-        media: LocalMedia,
+        media: MediaStore,
         *,
         batch_size: int = 64,
         encode_batch_size: int = 32,

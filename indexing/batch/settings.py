@@ -22,6 +22,11 @@ class BatchSettings(Settings):
     sagemaker_shard_docs: int = Field(
         50_000, ge=1, description="Documents per SageMaker shard (one processing job each)."
     )
+    media_bucket: str | None = Field(
+        None,
+        description="Bucket for image originals and thumbnails (under media/, served by"
+        " CloudFront at media_base_url); None: the batch bucket.",
+    )
 
 
 def load_settings(s3: Any = None) -> BatchSettings:

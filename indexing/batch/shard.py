@@ -6,6 +6,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from functions.core.scenes import Scene
 from indexing.batch.events import RunPlan, ShardRef, ShardResult
@@ -15,21 +16,23 @@ from indexing.indexer import Indexer
 
 
 class ShardIndexer(Indexer):
-    """The CLI's indexer, writing one shard at a time into a run's collection.
+    """The CLI's indexer, writing one shard at a time into a run's collection(s).
 
-    MongoDB is shared by every run of a corpus while each run has its own vector collection,
+    MongoDB is shared by every run of a corpus while each run has its own vector collections,
     so a stored fingerprint only counts (and the document is skipped) when the document's
-    vector is already in *this* run's collection: a re-run shard embeds nothing again."""
+    vectors are already in *this* run's collections: a re-run shard embeds nothing again."""
 
-    def index_shard(self, scene: Scene, collection: str, docs: Sequence[QADocument]) -> int:
+    def index_shard(self, scene: Scene, collection: str, docs: Sequence[Any]) -> int:
         """Embed and write the shard's new or changed documents; returns how many."""
-        self._vectors.ensure_collection(collection, self._encoder.dim, scene.array_filter_fields)
+        collections = self.collections(collection)
+        for name, dim in collections.items():
+            self._vectors.ensure_collection(name, dim, scene.array_filter_fields)
         stored = self._documents.fingerprints(scene.store)
         embedded = 0
         for offset in range(0, len(docs), self._batch_size):
             batch = docs[offset : offset + self._batch_size]
             ids = [d.id for d in batch]
-            absent = set(self._vectors.missing_ids(collection, ids))
+            absent = {i for name in collections for i in self._vectors.missing_ids(name, ids)}
             # Blank fingerprints still mark the document as stored, so it is replaced, not
             # inserted twice.
             seen = {i: "" if i in absent else stored[i] for i in ids if i in stored}

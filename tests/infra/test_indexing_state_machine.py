@@ -21,20 +21,30 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from PIL import Image
 
-from functions.core.scenes import QA
+from functions.core.scenes import QA, T2I
+from functions.core.schemas import SearchRequest
 from functions.core.settings import Settings
-from functions.core.stores import open_document_store, open_vector_store
+from functions.core.stores import image_collection, open_document_store, open_vector_store
+from functions.preprocess.service import build_preprocessor
+from functions.search.clients import InProcessDocuments, InProcessEmbedder
+from functions.search.service import build_search_service
 from indexing.batch import handler as batch_handler
 from indexing.batch.aliases import open_aliases
+from indexing.media import S3Media
 from infra.config import DeployConfig
 from infra.functions import placement
 from infra.indexing import IndexingStack
 from infra.nag import check
 from infra.storage import StorageStack
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
+FIXTURE_IMAGES = ("china.jpg", "flower.jpg", "camera-web.png")
 ACCOUNT, REGION = "123456789012", "us-east-1"
 BUCKET = f"mmsearch-data-{ACCOUNT}-{REGION}"  # infra.storage.bucket_name, resolved
+MEDIA_BUCKET = f"mmsearch-media-{ACCOUNT}-{REGION}"
+MEDIA_BASE_URL = "https://d111111abcdef8.cloudfront.net/media"  # the distribution's /media/*
 PSEUDO = {"AWS::Partition": "aws", "AWS::AccountId": ACCOUNT, "AWS::Region": REGION}
 PSEUDO |= {"AWS::URLSuffix": "amazonaws.com"}
 
@@ -122,6 +132,8 @@ def batch_settings(
         "MMSEARCH_COLLECTION_PREFIX": prefix,
         "MMSEARCH_BATCH_BUCKET": BUCKET,
         "MMSEARCH_SHARD_DOCS": "60",
+        "MMSEARCH_MEDIA_BUCKET": MEDIA_BUCKET,
+        "MMSEARCH_MEDIA_BASE_URL": MEDIA_BASE_URL,
     }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -173,6 +185,7 @@ def aws(
     with mock_aws(config=config), pytest.MonkeyPatch.context() as patch:
         patch.setattr(LambdaSimpleBackend, "invoke", lambda_runtime(calls))
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket=MEDIA_BUCKET)
         role = boto3.client("iam", region_name=REGION).create_role(
             RoleName="indexing", AssumeRolePolicyDocument="{}"
         )["Role"]["Arn"]
@@ -205,14 +218,14 @@ def corpus_lines(qa_docs: list[Any], extra: int) -> list[str]:
     return [*lines[:5], "{broken", *lines[5:], '{"id": ""}']
 
 
-def start(aws: Any, key: str, lines: list[str]) -> dict[str, Any]:
+def start(aws: Any, key: str, lines: list[str], scene: str = "qa") -> dict[str, Any]:
     sfn, machine, _ = aws
     body = ("\n".join(lines) + "\n").encode()
     boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=key, Body=body)
     arn = sfn.start_execution(
         stateMachineArn=machine,
         name=f"run-{uuid.uuid4().hex[:8]}",
-        input=json.dumps({"input": f"s3://{BUCKET}/{key}", "scene": "qa"}),
+        input=json.dumps({"input": f"s3://{BUCKET}/{key}", "scene": scene}),
     )["executionArn"]
     deadline = time.monotonic() + 300
     while (execution := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
@@ -271,6 +284,87 @@ def test_an_input_without_a_valid_record_ends_in_the_failed_state_with_the_reaso
     assert execution["error"] == "InvalidCorpus"
     assert "no valid records in s3://" in execution["cause"]
     assert "line 1: not JSON" in execution["cause"]
+
+
+def image_corpus() -> tuple[list[str], dict[str, bytes]]:
+    """Five images (the three fixtures and two crops of them) with captions and tags, plus a
+    line naming a missing file and one naming a file that is not an image."""
+    images = {name: (FIXTURES / name).read_bytes() for name in FIXTURE_IMAGES}
+    for name, source in (("flower-crop.png", "flower.jpg"), ("temple-crop.png", "china.jpg")):
+        with Image.open(FIXTURES / source) as image:
+            out = io.BytesIO()
+            image.crop((100, 50, 400, 300)).save(out, "PNG")
+            images[name] = out.getvalue()
+    images["notes.png"] = b"not an image at all"
+    captions = {
+        "china.jpg": ("a temple in China", ["photo", "building"]),
+        "flower.jpg": ("a flower in bloom", ["photo", "plant"]),
+        "camera-web.png": ("a web camera icon", ["icon"]),
+        "flower-crop.png": ("close-up of a flower", ["photo", "plant"]),
+        "temple-crop.png": ("roof of a temple", ["photo", "building"]),
+    }
+    lines = [
+        json.dumps({"id": f"img-{n}", "file": f"files/{n}", "caption": c, "tags": t})
+        for n, (c, t) in captions.items()
+    ]
+    lines.insert(2, json.dumps({"id": "gone", "file": "files/missing.jpg", "caption": "x"}))
+    lines.append(json.dumps({"id": "notes", "file": "files/notes.png", "caption": "notes"}))
+    return lines, images
+
+
+def test_an_image_corpus_in_s3_is_indexed_with_media_in_the_media_bucket_and_found(
+    aws: Any, batch_settings: Settings
+) -> None:
+
+    s3 = boto3.client("s3", region_name=REGION)
+    _, _, calls = aws
+    calls.clear()
+    lines, images = image_corpus()
+    for name, data in images.items():
+        s3.put_object(Bucket=BUCKET, Key=f"corpora/tux/files/{name}", Body=data)
+
+    execution = start(aws, "corpora/tux/images.jsonl", lines, scene="t2i")
+    assert execution["status"] == "SUCCEEDED", execution
+    output = json.loads(execution["output"])
+    plan, result = output["plan"], output["result"]
+    assert (plan["valid"], plan["invalid"]) == (5, 2)
+    assert [(i["line"], i["reason"]) for i in plan["invalid_lines"]] == [
+        (3, "file files/missing.jpg: not found"),
+        (7, "file files/notes.png: not a readable image (UnidentifiedImageError)"),
+    ]
+    assert output["split"] == {**output["split"], "engine": "lambda", "shards": 1}
+    assert (result["vectors"], result["documents"]) == (5, 5)
+    vectors = open_vector_store(batch_settings)
+    alias = plan["alias"]
+    assert vectors.count(alias) == vectors.count(image_collection(alias)) == 5
+    assert open_aliases(batch_settings).target(image_collection(alias)) == image_collection(
+        plan["collection"]
+    )
+
+    # The search path, as the API runs it, finds the images by their captions; every hit's
+    # original and thumbnail are objects in the media bucket behind CloudFront's /media/*.
+    service = build_search_service(
+        batch_settings,
+        InProcessEmbedder(build_preprocessor(batch_settings)),
+        InProcessDocuments(open_document_store(batch_settings)),
+    )
+    response = service.search(SearchRequest(scene="t2i", query="a flower", top_k=5))
+    assert response.hits[0].id in {"img-flower.jpg", "img-flower-crop.png"}
+    media = S3Media(s3, MEDIA_BUCKET, MEDIA_BASE_URL)
+    for hit in response.hits:
+        assert hit.document is not None
+        for field in ("url", "thumbnail_url"):
+            url = hit.document[field]
+            assert url.startswith(MEDIA_BASE_URL + "/")
+            head = s3.head_object(Bucket=MEDIA_BUCKET, Key=media.key(url))
+            assert head["ContentType"].startswith("image/")
+    documents = open_document_store(batch_settings).count(T2I.store)
+    assert documents == 5
+
+    calls.clear()  # the same corpus again: nothing is embedded twice
+    again = start(aws, "corpora/tux/images.jsonl", lines, scene="t2i")
+    assert again["status"] == "SUCCEEDED", again
+    assert embedded(calls) == [0]
 
 
 # --- the stack's shape and cdk-nag ---------------------------------------------------------

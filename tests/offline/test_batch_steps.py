@@ -13,9 +13,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from functions.core.scenes import QA
+from functions.core.scenes import QA, T2I
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores import (
+    collection_name,
+    image_collection,
+    open_document_store,
+    open_vector_store,
+)
 from functions.core.vector_store import MilvusVectorStore
 from indexing.batch.aliases import AliasConflict, open_aliases
 from indexing.batch.events import RunPlan, ShardRef, Split
@@ -27,6 +32,7 @@ from indexing.batch.settings import BatchSettings
 from indexing.batch.shard import shard_body
 from indexing.corpus import QADocument
 from indexing.indexer import Indexer, IndexVerificationError
+from indexing.media import S3Media
 
 BUCKET = "mmsearch-data-test"
 
@@ -252,3 +258,96 @@ def test_the_processing_entry_point_indexes_a_folder_of_shards(
     assert [r.embedded for r in again] == [0, 0]
     open_vector_store(settings).build_index(collection)
     assert open_vector_store(settings).count(collection) == 30
+
+
+# --- image corpora: an index of image objects beside it in S3 ------------------------------
+
+IMAGES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
+MEDIA_URL = "https://d111111abcdef8.cloudfront.net/media"
+
+
+@pytest.fixture
+def image_runtime(settings: Settings, s3: Any) -> Runtime:
+    """Shards of two images; media into the data bucket's media/ (a media bucket in AWS)."""
+    overrides = {"shard_docs": 2, "media_bucket": BUCKET, "media_base_url": MEDIA_URL}
+    batch = BatchSettings(**(settings.model_dump() | overrides))
+    return Runtime(batch, s3)
+
+
+def put_images(s3: Any, folder: str, names: dict[str, str]) -> list[str]:
+    """Upload fixtures as `folder/files/<name>`; the index lines naming them, captioned."""
+    for name in names:
+        s3.put_object(
+            Bucket=BUCKET, Key=f"{folder}/files/{name}", Body=(IMAGES / name).read_bytes()
+        )
+    return [
+        json.dumps({"id": name, "file": f"files/{name}", "caption": caption, "tags": ["t"]})
+        for name, caption in names.items()
+    ]
+
+
+CAPTIONS = {"china.jpg": "a temple", "flower.jpg": "a flower", "camera-web.png": "a web camera"}
+
+
+def test_an_image_index_is_checked_image_by_image_and_refusals_carry_line_numbers(
+    image_runtime: Runtime, s3: Any
+) -> None:
+    lines = put_images(s3, "imgs", CAPTIONS)
+    s3.put_object(Bucket=BUCKET, Key="imgs/files/notes.png", Body=b"plain text")
+    lines += [
+        json.dumps({"id": "gone", "file": "files/missing.jpg"}),
+        json.dumps({"id": "notes", "file": "files/notes.png"}),
+        json.dumps({"id": "up", "file": "../elsewhere/x.png"}),
+        json.dumps({"id": "china.jpg", "file": "files/flower.jpg"}),
+        "{broken",
+    ]
+    uri = put_corpus(s3, "imgs/images.jsonl", lines)
+    plan = RunPlan.model_validate(
+        dispatch(image_runtime, {"step": "validate", "request": {"input": uri, "scene": "t2i"}})
+    )
+    assert (plan.valid, plan.invalid) == (3, 5)
+    assert [(i.line, i.reason) for i in plan.invalid_lines] == [
+        (4, "file files/missing.jpg: not found"),
+        (5, "file files/notes.png: not a readable image (UnidentifiedImageError)"),
+        (6, "file ../elsewhere/x.png: not a relative path"),
+        (7, "duplicate id 'china.jpg'"),
+        (8, "not JSON: Expecting property name enclosed in double quotes"),
+    ]
+
+
+def test_an_image_run_writes_both_vector_spaces_media_and_documents_and_reruns_embed_nothing(
+    image_runtime: Runtime, s3: Any, settings: Settings
+) -> None:
+    uri = put_corpus(s3, "imgs/images.jsonl", put_images(s3, "imgs", CAPTIONS))
+    plan, split = plan_run(image_runtime, uri, scene="t2i")
+    assert (split.shards, split.engine) == (2, "lambda")
+    results = [embed(image_runtime, plan, shard) for shard in shards(image_runtime, plan, split)]
+    assert [r["embedded"] for r in results] == [2, 1]
+    done = finalize(image_runtime, plan, split)
+    assert (done["vectors"], done["documents"]) == (3, 3)
+    vectors = open_vector_store(settings)
+    assert vectors.count(plan.alias) == vectors.count(image_collection(plan.alias)) == 3
+    documents = open_document_store(settings).get(T2I.store, list(CAPTIONS))
+    media = S3Media(s3, BUCKET, MEDIA_URL)
+    for document in documents.values():
+        for field in ("url", "thumbnail_url"):
+            head = s3.head_object(Bucket=BUCKET, Key=media.key(document[field]))
+            assert head["CacheControl"] == "public, max-age=31536000, immutable"
+    assert documents["flower.jpg"]["name"] == "flower"  # the original file name, not a temp one
+    assert documents["flower.jpg"]["url"].endswith(".jpg")
+
+    again = [embed(image_runtime, plan, shard) for shard in shards(image_runtime, plan, split)]
+    assert [r["embedded"] for r in again] == [0, 0]
+
+
+def test_a_changed_image_behind_the_same_index_plans_another_run(
+    image_runtime: Runtime, s3: Any
+) -> None:
+    uri = put_corpus(s3, "imgs/images.jsonl", put_images(s3, "imgs", CAPTIONS))
+    request = {"step": "validate", "request": {"input": uri, "scene": "t2i"}}
+    first = dispatch(image_runtime, request)["run_id"]
+    assert dispatch(image_runtime, request)["run_id"] == first
+    s3.put_object(
+        Bucket=BUCKET, Key="imgs/files/flower.jpg", Body=(IMAGES / "china.jpg").read_bytes()
+    )
+    assert dispatch(image_runtime, request)["run_id"] != first
