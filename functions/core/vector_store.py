@@ -34,7 +34,7 @@ ANALYZER = {
     ],
 }
 ID_MAX_LENGTH = 512
-# The primary key Milvus holds: a document id with `%` and `'` percent-encoded (see
+# The primary key Milvus holds: a document id with `%`, `'` and `\` percent-encoded (see
 # `stored_id`), up to 4 UTF-8 bytes a character. A collection whose key is shorter was written
 # before the encoding and is rebuilt by the next index run.
 STORED_ID_MAX_BYTES = 4 * ID_MAX_LENGTH
@@ -54,7 +54,8 @@ BM25_SINCE = (2, 5)
 # What Milvus says when BM25 has no statistics to score with: a collection (or every
 # segment's text) is empty, so its average document length is 0/0.
 _EMPTY_BM25 = "Invalid sparse row: NaN or Inf"
-_STORED_ESCAPES = re.compile("%(25|27)")
+_STORED_ESCAPES = re.compile("%(25|27|5C)")
+_UNESCAPED = {"25": "%", "27": "'", "5C": "\\"}
 # How Milvus says a collection is absent, or present without an index or not loaded.
 _NOT_INDEXED = ("not exist", "not found", "not loaded", "metric type not match")
 _WITHOUT_RETRY_TIMES = frozenset({"get_collection_stats"})
@@ -185,15 +186,16 @@ def _quote(value: str) -> str:
 
 
 def stored_id(document_id: str) -> str:
-    """The primary key Milvus holds for `document_id`: `%` and `'` percent-encoded, nothing
-    else changed. Milvus Lite 2.5.1 splices keys into SQL unescaped on upsert (a `'` fails
-    with "internal error") and pymilvus quotes ids with `'` for `get` and `delete`."""
-    return document_id.replace("%", "%25").replace("'", "%27")
+    """The primary key Milvus holds for `document_id`: `%`, `'` and `\\` percent-encoded,
+    nothing else changed. Milvus Lite 2.5.1 splices keys into SQL unescaped on upsert (a `'`
+    fails with "internal error") and into `id in ['...']` when a hybrid search fetches its
+    hits (a `\\` breaks it); pymilvus' `get` and `delete` by ids quote the same way."""
+    return document_id.replace("%", "%25").replace("'", "%27").replace("\\", "%5C")
 
 
 def document_id(stored: str) -> str:
     """The document id behind a stored primary key (the inverse of `stored_id`)."""
-    return _STORED_ESCAPES.sub(lambda m: "%" if m.group(1) == "25" else "'", stored)
+    return _STORED_ESCAPES.sub(lambda m: _UNESCAPED[m.group(1)], stored)
 
 
 def ids_expression(ids: Sequence[str]) -> str:
