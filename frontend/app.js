@@ -1,6 +1,7 @@
 // Search page: keeps the state in the URL, calls the API, renders hits, notices and errors.
-// One search asks for the first 100 hits (the API's ceiling); "More results" reveals them a
-// page at a time, appended in place, so paging is instant and the order cannot shift.
+// A search asks for one page plus one hit (is there more?); the first "More results" asks
+// for the first 100 (the API's ceiling), which also gives the count, and every page after
+// that is appended from memory. Hits already shown stay in place.
 import { search } from "./api.js";
 import { enableDebug, forcedExperiments, hideDebugAnswer, renderLayers, showDebug } from "./debug.js";
 import { showError, showNotice } from "./messages.js";
@@ -96,7 +97,7 @@ function show(next) {
     return;
   }
   if (current && current.key === searchKey(next)) {
-    showCount(next.k ?? pageSize());
+    reveal(next.k ?? pageSize());
     return;
   }
   runSearch(next);
@@ -128,6 +129,27 @@ function filtersFor(next) {
   return next.tag ? { [MODES[next.tab].filterField]: [next.tag] } : null;
 }
 
+/** One more than will be shown: a cheap way to know whether there is a next page. */
+function askFor(count) {
+  return Math.min(count + 1, MAX_RESULTS);
+}
+
+function request(next, topK, signal) {
+  const byImage = Boolean(next.like || next.upload);
+  return queryImageFor(next, signal).then((image) =>
+    search({
+      scene: sceneFor(next),
+      query: byImage ? "" : next.q,
+      image,
+      topK,
+      filters: filtersFor(next),
+      userId,
+      forced: DEBUG ? forcedExperiments() : {},
+      signal,
+    }),
+  );
+}
+
 async function runSearch(next) {
   inFlight?.abort();
   const controller = new AbortController();
@@ -136,22 +158,14 @@ async function runSearch(next) {
   examples.hidden = true;
   setBusy(true); // the previous answer stays on screen, dimmed, until this one arrives
   statusLine.textContent = "Searching…";
+  const count = next.k ?? pageSize();
   try {
-    const image = await queryImageFor(next, controller.signal);
-    const found = await search({
-      scene: sceneFor(next),
-      query: byImage ? "" : next.q,
-      image,
-      topK: MAX_RESULTS,
-      filters: filtersFor(next),
-      userId,
-      forced: DEBUG ? forcedExperiments() : {},
-      signal: controller.signal,
-    });
+    const found = await request(next, askFor(count), controller.signal);
     if (controller.signal.aborted) return;
     clearAnswer();
-    current = { key: searchKey(next), hits: found.hits, shown: 0, next };
-    showCount(next.k ?? pageSize());
+    const complete = found.hits.length < askFor(count) || askFor(count) >= MAX_RESULTS;
+    current = { key: searchKey(next), hits: found.hits, complete, shown: 0, next };
+    showCount(count);
     showNotice(notice, found, searchSuggestion);
     if (DEBUG) showDebug(sceneFor(next), found);
   } catch (error) {
@@ -174,6 +188,29 @@ function subjectOf(next) {
   return `“${next.q}”`;
 }
 
+/** Show `count` hits, first fetching the first 100 when more are wanted than are here. */
+async function reveal(count) {
+  const answer = current;
+  if (count <= answer.hits.length || answer.complete) {
+    showCount(count);
+    return;
+  }
+  moreButton.setAttribute("aria-busy", "true");
+  try {
+    const found = await request(answer.next, MAX_RESULTS, undefined);
+    if (current !== answer) return; // a newer search replaced this answer meanwhile
+    // Shown hits stay where they are; the longer list adds only hits not yet shown.
+    const have = new Set(answer.hits.map((h) => String(h.id)));
+    answer.hits.push(...found.hits.filter((h) => !have.has(String(h.id))));
+    answer.complete = true;
+    showCount(count);
+  } catch (error) {
+    if (current === answer) showError(errorBox, error, Boolean(answer.next.like || answer.next.upload));
+  } finally {
+    moreButton.removeAttribute("aria-busy");
+  }
+}
+
 /** Show the first `count` hits of the current answer, appending (or trimming) in place. */
 function showCount(count) {
   const hits = current.hits;
@@ -183,16 +220,20 @@ function showCount(count) {
   const handlers = { debug: DEBUG, onTag: filterByTag, onOpen: openImage, onLike: moreLikeThis };
   results.append(...hits.slice(results.children.length, target).map((h) => render(h, handlers)));
   current.shown = target;
-  moreButton.hidden = target >= hits.length;
+  moreButton.hidden = target >= hits.length && current.complete;
   const capped = hits.length >= MAX_RESULTS;
   endNote.hidden = !(capped && target >= hits.length);
   endNote.textContent = "These are the top 100. Refine the search to see others.";
-  const total = capped ? "100+ results" : `${hits.length} ${hits.length === 1 ? "result" : "results"}`;
   const subject = subjectOf(current.next);
-  statusLine.textContent =
-    hits.length === 0
-      ? `No results for ${subject}. Try describing it differently.`
-      : `${total} for ${subject}${target < hits.length ? ` · showing ${target}` : ""}`;
+  const plural = (n) => `${n} ${n === 1 ? "result" : "results"}`;
+  if (hits.length === 0) {
+    statusLine.textContent = `No results for ${subject}. Try describing it differently.`;
+  } else if (!current.complete) {
+    statusLine.textContent = `Top ${target} for ${subject}`; // the count comes with the first 100
+  } else {
+    const total = capped ? "100+ results" : plural(hits.length);
+    statusLine.textContent = `${total} for ${subject}${target < hits.length ? ` · showing ${target}` : ""}`;
+  }
 }
 
 function clearAnswer() {
@@ -276,12 +317,12 @@ document.addEventListener("keydown", (event) => {
   queryInput.select();
 });
 
-moreButton.addEventListener("click", () => {
-  if (!current) return;
+moreButton.addEventListener("click", async () => {
+  if (!current || moreButton.hasAttribute("aria-busy")) return;
   const before = current.shown;
   state = { ...state, k: Math.min(before + pageSize(), MAX_RESULTS) };
   history.replaceState(history.state, "", urlFor(state, window.location.href));
-  showCount(state.k);
+  await reveal(state.k);
   // The button stays under the new hits and keeps focus; when it goes, the first new hit gets it.
   if (moreButton.hidden) results.children[before]?.focus({ preventScroll: true });
 });
@@ -290,7 +331,7 @@ topKSelect.addEventListener("change", () => {
   if (!current) return;
   state = { ...state, k: pageSize() };
   history.replaceState(history.state, "", urlFor(state, window.location.href));
-  showCount(state.k);
+  reveal(state.k);
 });
 
 sceneSwitch.addEventListener("change", (event) => {

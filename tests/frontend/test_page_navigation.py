@@ -51,41 +51,54 @@ def test_more_results_appends_keeping_scroll_position_and_focus(page: Any) -> No
     )
 
 
-def test_the_count_is_exact_under_100_and_one_request_serves_every_page(page: Any) -> None:
-    bodies: list[dict[str, Any]] = []
+def test_the_first_more_asks_for_100_once_and_gives_the_exact_count(page: Any) -> None:
+    asked: list[int] = []
     page.on(
         "request",
-        lambda r: bodies.append(json.loads(r.post_data or "{}")) if "/v1/search" in r.url else None,
+        lambda r: asked.append(json.loads(r.post_data)["top_k"]) if "/v1/search" in r.url else None,
     )
     search(page, "a question about anything")
-    status = page.inner_text("#status")
-    assert f"{QA_COUNT} results" in status and "showing 10" in status
+    assert asked == [11]  # one page and one more hit: is there a next page?
+    assert page.inner_text("#status").startswith("Top 10 for")
     page.click("#more")
     page.wait_for_function("() => document.querySelectorAll('#results > li').length === 20")
-    assert [b["top_k"] for b in bodies] == [100]  # paging asked the server nothing more
+    status = page.inner_text("#status")
+    assert f"{QA_COUNT} results" in status and "showing 20" in status
+    page.click("#more")
+    page.wait_for_function("() => document.querySelectorAll('#results > li').length === 30")
+    assert asked == [11, 100]  # later pages come from memory
     shot(page, "result-count")
+
+
+def test_fewer_hits_than_a_page_give_the_count_at_once(page: Any) -> None:
+    page.select_option("#top-k", "50")
+    search(page, "a question about anything")
+    assert page.inner_text("#status").startswith(f"{QA_COUNT} results for")
+    assert page.locator("#more").is_hidden()
 
 
 def test_past_100_hits_the_page_says_100_plus_and_stops(page: Any) -> None:
     """The API stops at top_k 100 and has no offset: the page says "100+" and stops there."""
     asked: list[int] = []
 
-    def hundred(route: Any) -> None:
-        asked.append(json.loads(route.request.post_data)["top_k"])
+    def hundred(route: Any) -> None:  # a corpus larger than 100: every request is filled
+        top_k = json.loads(route.request.post_data)["top_k"]
+        asked.append(top_k)
         body = route.fetch().json()
         real = body["hits"]
-        body["hits"] = [{**real[i % len(real)], "id": f"hit-{i}"} for i in range(100)]
+        body["hits"] = [{**real[i % len(real)], "id": f"hit-{i}"} for i in range(top_k)]
         route.fulfill(json=body)
 
     page.route("**/v1/search", hundred)
     page.select_option("#top-k", "50")
     search(page, "a question about anything")
-    assert page.inner_text("#status").startswith("100+ results")
+    assert page.inner_text("#status").startswith("Top 50 for")
     page.click("#more")
     page.wait_for_function("() => document.querySelectorAll('#results > li').length === 100")
     assert page.locator("#more").is_hidden()
     assert "top 100" in page.inner_text("#end-note")
-    assert asked == [100]
+    assert page.inner_text("#status").startswith("100+ results")
+    assert asked == [51, 100]
     shot(page, "hundred-plus")
 
 
