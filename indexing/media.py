@@ -92,23 +92,29 @@ class S3Media:
         self.bucket = bucket
         self.base_url = base_url.rstrip("/")
         self.prefix = prefix
+        self._published: dict[str, StoredImage] = {}  # by sha256, in this process
 
     def put(self, data: bytes) -> StoredImage:
-        """Upload `data` and its thumbnail. Always written (content-addressed, so a rewrite is
-        the same bytes): checking first would need s3:ListBucket to tell missing from denied."""
+        """Upload `data` and its thumbnail, once per process. Written without looking first
+        (content-addressed, so a rewrite is the same bytes): a check would need s3:ListBucket
+        to tell a missing key from a denied one."""
         digest = hashlib.sha256(data).hexdigest()
+        if digest in self._published:
+            return self._published[digest]
         image = Image.open(io.BytesIO(data))
         suffix = SUFFIXES.get(image.format or "", ".bin")
         original, thumbnail = f"originals/{digest}{suffix}", f"thumbs/{digest}.webp"
         self._upload(original, data)
         self._upload(thumbnail, _thumbnail(image))
-        return StoredImage(
+        stored = StoredImage(
             sha256=digest,
             url=f"{self.base_url}/{original}",
             thumbnail_url=f"{self.base_url}/{thumbnail}",
             width=image.width,
             height=image.height,
         )
+        self._published[digest] = stored
+        return stored
 
     def key(self, url: str) -> str:
         """The object key behind a URL this store handed out."""

@@ -49,6 +49,8 @@ def build_app(
         environment={
             **storage.secrets.environment("milvus", "mongo"),
             **release.environment(config),
+            # Image hits carry absolute URLs: they resolve whichever URL a caller uses the API by.
+            "MMSEARCH_MEDIA_BASE_URL": web.media_base_url,
         },
         data_bucket=storage.data_bucket,
         model_bucket=storage.model_bucket,

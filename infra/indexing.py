@@ -33,6 +33,7 @@ from infra.storage import bucket_arn, bucket_name, nag_bucket_arn
 
 HANDLER = "indexing.batch.handler.handler"
 RUNS = "runs/"  # indexing.batch.events.RUNS_PREFIX: shards, manifests, reports
+MEDIA = "media/"  # indexing.media.S3_PREFIX: image originals and thumbnails, media bucket
 MAP_RESULTS = f"{RUNS}map-results"  # each distributed Map run's ResultWriter output
 # Without SageMaker no corpus may choose it: the split step compares against this.
 NEVER = str(2**62)
@@ -85,6 +86,8 @@ class IndexingStack(Stack):
                 str(config.sagemaker_min_docs) if config.sagemaker else NEVER
             ),
             "MMSEARCH_SAGEMAKER_SHARD_DOCS": str(SAGEMAKER_SHARD_DOCS),
+            # Image runs publish originals and thumbnails here (infra.web serves /media/*).
+            "MMSEARCH_MEDIA_BUCKET": bucket_name(config, "media"),
         }
         self.function = service_function(
             self,
@@ -127,6 +130,10 @@ class IndexingStack(Stack):
         )
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{data}/{RUNS}*"])
+        )
+        media = bucket_arn(self.config, "media")
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{media}/{MEDIA}*"])
         )
 
     def _read_model(self, grantee: iam.IPrincipal) -> None:
@@ -268,6 +275,10 @@ class IndexingStack(Stack):
             | {
                 f"AwsSolutions-IAM5[Resource::{data}/*]": "Read-only: the corpus to index may be"
                 " any object of the data bucket; the execution input names it.",
+                f"AwsSolutions-IAM5[Resource::{nag_bucket_arn(self.config, 'media')}/{MEDIA}*]": (
+                    "Write-only: image originals and thumbnails, named by their sha256 (known"
+                    " only at run time), under the media bucket's media/ prefix."
+                ),
             },
         )
         logical = self.resolve(self.get_logical_id(self.state_machine.node.default_child))  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'"
 )
 API_PATH = "/v1/*"
+MEDIA_PATH = "/media/*"  # the media bucket's media/ keys, as indexing/media.py S3Media writes
 # What the distribution shows instead of the page when the API needs a token or a signature.
 AUTH_NOTICE = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>mmsearch</title>"
@@ -60,6 +61,18 @@ class WebStack(Stack):
             "Site",
             config=config,
             role="site",
+            access_logs=storage.access_logs,
+            removal_policy=RemovalPolicy.DESTROY,
+            auto_delete_objects=True,
+        )
+        # Image originals and thumbnails that indexing publishes (indexing/media.py S3Media,
+        # keys media/…), served at /media/*. Derived from the corpora in the data bucket: it
+        # goes with this stack, and re-running a corpus refills it.
+        self.media = logged_bucket(
+            self,
+            "Media",
+            config=config,
+            role="media",
             access_logs=storage.access_logs,
             removal_policy=RemovalPolicy.DESTROY,
             auto_delete_objects=True,
@@ -97,9 +110,15 @@ class WebStack(Stack):
                 response_headers_policy=headers,
                 cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
             ),
-            additional_behaviors=(
-                {API_PATH: self._api_behavior(api, headers)} if self.serves_page else None
-            ),
+            additional_behaviors={
+                MEDIA_PATH: cloudfront.BehaviorOptions(
+                    origin=origins.S3BucketOrigin.with_origin_access_control(self.media),
+                    viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                    response_headers_policy=headers,
+                    cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+                ),
+                **({API_PATH: self._api_behavior(api, headers)} if self.serves_page else {}),
+            },
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             enable_logging=True,
             log_bucket=storage.access_logs,
@@ -128,6 +147,8 @@ class WebStack(Stack):
         )
         CfnOutput(self, "Served", value=page, description="What the distribution serves")
         CfnOutput(self, "PageUrl", value=f"https://{self.distribution.distribution_domain_name}")
+        # Where indexed images are published; image hits carry URLs under it.
+        self.media_base_url = f"https://{self.distribution.distribution_domain_name}/media"
         acknowledge_bucket_deployment(self, [f"{arn_pattern(self, self.bucket)}/*"])
         acknowledge(
             self.distribution,

@@ -23,7 +23,16 @@ from indexing.image_indexer import ImageIndexer
 
 
 class ImageShardIndexer(ShardIndexer, ImageIndexer):
-    """The CLI's image indexer, writing one shard at a time into a run's two collections."""
+    """The CLI's image indexer, writing one shard at a time into a run's two collections.
+
+    Every image of a shard is published, embedded or skipped: the media bucket goes with the
+    web stack (`make destroy` empties it) while MongoDB's fingerprints stay, so re-running a
+    corpus refills it (two PUTs an image, once per process)."""
+
+    def _body(self, document: ImageDocument) -> dict[str, object]:
+        body = super()._body(document)
+        self._media.put(self._bytes[document.id])
+        return body
 
 
 @dataclass

@@ -208,7 +208,7 @@ def test_page_bucket_is_private_and_served_only_through_cloudfront_with_security
             }
         },
     )
-    web.resource_count_is("AWS::CloudFront::OriginAccessControl", 1)
+    web.resource_count_is("AWS::CloudFront::OriginAccessControl", 2)  # the page, the media
     web.has_resource_properties(
         "AWS::CloudFront::Distribution",
         {
@@ -236,8 +236,9 @@ def test_the_page_calls_its_own_origin_which_forwards_v1_to_the_api_uncached(spl
     web = split["web"]
     (distribution,) = web.find_resources("AWS::CloudFront::Distribution").values()
     config = distribution["Properties"]["DistributionConfig"]
-    (behavior,) = config["CacheBehaviors"]
-    assert behavior["PathPattern"] == "/v1/*"
+    behaviors = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
+    assert set(behaviors) == {"/v1/*", "/media/*"}  # /media/*: tests/infra/test_media.py
+    behavior = behaviors["/v1/*"]
     assert behavior["ViewerProtocolPolicy"] == "https-only"
     assert set(behavior["AllowedMethods"]) >= {"GET", "POST", "OPTIONS"}
     assert behavior["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
@@ -592,7 +593,8 @@ def test_with_jwt_or_iam_the_page_is_not_served_and_the_web_stack_says_so(jwt, o
         served = web.to_json()["Outputs"]["Served"]["Value"]
         assert f"not served: auth={auth}" in served
         (distribution,) = web.find_resources("AWS::CloudFront::Distribution").values()
-        assert "CacheBehaviors" not in distribution["Properties"]["DistributionConfig"]
+        behaviors = distribution["Properties"]["DistributionConfig"]["CacheBehaviors"]
+        assert [b["PathPattern"] for b in behaviors] == ["/media/*"]  # images, not the API
     assert "the search page" in split["web"].to_json()["Outputs"]["Served"]["Value"]
 
 

@@ -336,8 +336,16 @@ def test_an_image_run_writes_both_vector_spaces_media_and_documents_and_reruns_e
     assert documents["flower.jpg"]["name"] == "flower"  # the original file name, not a temp one
     assert documents["flower.jpg"]["url"].endswith(".jpg")
 
-    again = [embed(image_runtime, plan, shard) for shard in shards(image_runtime, plan, split)]
+    # The media bucket emptied (a destroyed web stack) is refilled by a re-run that embeds
+    # nothing (a fresh container: nothing published in this process yet).
+    published = s3.list_objects_v2(Bucket=BUCKET, Prefix="media/")["Contents"]
+    assert len(published) == 6
+    s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": o["Key"]} for o in published]})
+    fresh = Runtime(image_runtime.settings, s3)
+    again = [embed(fresh, plan, shard) for shard in shards(fresh, plan, split)]
     assert [r["embedded"] for r in again] == [0, 0]
+    restored = s3.list_objects_v2(Bucket=BUCKET, Prefix="media/")["Contents"]
+    assert sorted(o["Key"] for o in restored) == sorted(o["Key"] for o in published)
 
 
 def test_a_changed_image_behind_the_same_index_plans_another_run(
