@@ -3,7 +3,9 @@
 // for the first 100 (the API's ceiling), which also gives the count, and every page after
 // that is appended from memory. Hits already shown stay in place.
 import { search } from "./api.js";
-import { enableDebug, forcedExperiments, hideDebugAnswer, renderLayers, showDebug } from "./debug.js";
+import {
+  enableDebug, forcedExperiments, hideDebugAnswer, renderLayers, showDebug,
+} from "./debug.js";
 import { showError, showNotice } from "./messages.js";
 import { clearQueryImage, keepUpload, queryImageFor, rememberImage } from "./query_image.js";
 import { readableTag, renderHit, renderImageHit } from "./render.js";
@@ -165,6 +167,9 @@ async function runSearch(next) {
     clearAnswer();
     const complete = found.hits.length < askFor(count) || askFor(count) >= MAX_RESULTS;
     current = { key: searchKey(next), hits: found.hits, complete, shown: 0, next };
+    // The API sends relevance 0 where a mode has no calibration yet; a calibrated answer has
+    // some hit above 0, or says weak_match. Without either, no label rather than "weak".
+    current.calibrated = found.weakMatch || found.hits.some((h) => Number(h.relevance) > 0);
     showCount(count);
     showNotice(notice, found, searchSuggestion);
     if (DEBUG) showDebug(sceneFor(next), found);
@@ -205,7 +210,8 @@ async function reveal(count) {
     answer.complete = true;
     showCount(count);
   } catch (error) {
-    if (current === answer) showError(errorBox, error, Boolean(answer.next.like || answer.next.upload));
+    const byImage = Boolean(answer.next.like || answer.next.upload);
+    if (current === answer) showError(errorBox, error, byImage);
   } finally {
     moreButton.removeAttribute("aria-busy");
   }
@@ -217,7 +223,13 @@ function showCount(count) {
   const target = Math.max(0, Math.min(count, hits.length));
   while (results.children.length > target) results.lastElementChild.remove();
   const render = current.next.tab === "qa" ? renderHit : renderImageHit;
-  const handlers = { debug: DEBUG, onTag: filterByTag, onOpen: openImage, onLike: moreLikeThis };
+  const handlers = {
+    debug: DEBUG,
+    calibrated: current.calibrated,
+    onTag: filterByTag,
+    onOpen: openImage,
+    onLike: moreLikeThis,
+  };
   results.append(...hits.slice(results.children.length, target).map((h) => render(h, handlers)));
   current.shown = target;
   moreButton.hidden = target >= hits.length && current.complete;
@@ -232,7 +244,8 @@ function showCount(count) {
     statusLine.textContent = `Top ${target} for ${subject}`; // the count comes with the first 100
   } else {
     const total = capped ? "100+ results" : plural(hits.length);
-    statusLine.textContent = `${total} for ${subject}${target < hits.length ? ` · showing ${target}` : ""}`;
+    const showing = target < hits.length ? ` · showing ${target}` : "";
+    statusLine.textContent = `${total} for ${subject}${showing}`;
   }
 }
 
@@ -337,7 +350,8 @@ topKSelect.addEventListener("change", () => {
 sceneSwitch.addEventListener("change", (event) => {
   if (event.target.name !== "scene") return;
   const q = queryInput.value.trim();
-  navigate({ tab: event.target.value, q, tag: null, like: null, upload: null, k: pageSize() }, "push");
+  const tab = event.target.value;
+  navigate({ tab, q, tag: null, like: null, upload: null, k: pageSize() }, "push");
 });
 
 $("filter-clear").addEventListener("click", () => {

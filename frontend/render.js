@@ -38,9 +38,9 @@ export function readableTag(tag) {
   return String(tag ?? "").split(".").pop().replaceAll("_", " ").trim() || String(tag ?? "");
 }
 
-function relevanceBadge(hit, debug) {
+function relevanceBadge(hit, debug, calibrated) {
   const badge = element("span", "hit-relevance");
-  const label = relevanceLabel(hit.relevance);
+  const label = calibrated ? relevanceLabel(hit.relevance) : null;
   if (label) {
     badge.textContent = label.text;
     badge.dataset.level = label.level;
@@ -92,21 +92,22 @@ export function tagList(tags, onTag) {
 }
 
 /** One question/answer hit. */
-export function renderHit(hit, { debug = false, onTag }) {
+export function renderHit(hit, { debug = false, calibrated = true, onTag }) {
   const item = element("li", "hit");
   item.tabIndex = -1; // "More results" moves focus here when its button goes away
   const header = element("div", "hit-header");
   const doc = hit.document;
   if (!doc) {
     item.classList.add("hit-unavailable");
-    header.append(element("h2", "hit-id", String(hit.id ?? "")), relevanceBadge(hit, debug));
+    const id = element("h2", "hit-id", String(hit.id ?? ""));
+    header.append(id, relevanceBadge(hit, debug, calibrated));
     item.append(header, element("p", "hit-answer", "document unavailable"));
     return item;
   }
   const marks = hit.highlights ?? {};
   header.append(
     markedElement("h2", "hit-question", doc.question, marks.question),
-    relevanceBadge(hit, debug),
+    relevanceBadge(hit, debug, calibrated),
   );
   item.append(header, markedElement("p", "hit-answer", doc.answer, marks.answer));
   const categories = Array.isArray(doc.category) ? doc.category : [];
@@ -123,7 +124,7 @@ export function imageCaption(hit) {
  * One image hit: a button (thumbnail + caption, read once: the image itself is decorative
  * because the caption names it) that opens the larger view, and "More like this".
  */
-export function renderImageHit(hit, { debug = false, onOpen, onLike }) {
+export function renderImageHit(hit, { debug = false, calibrated = true, onOpen, onLike }) {
   const item = element("li", "hit image-hit");
   item.tabIndex = -1;
   const caption = imageCaption(hit);
@@ -142,7 +143,7 @@ export function renderImageHit(hit, { debug = false, onOpen, onLike }) {
   open.append(frame, element("span", "image-caption", caption));
   open.addEventListener("click", () => onOpen(hit, open));
   const footer = element("div", "image-footer");
-  footer.append(relevanceBadge(hit, debug));
+  footer.append(relevanceBadge(hit, debug, calibrated));
   if (hit.document) {
     const like = element("button", "more-like", "More like this");
     like.type = "button";

@@ -48,6 +48,24 @@ def test_calibrated_relevance_is_shown_as_a_label(page: Any) -> None:
     shot(page, "relevance-labels")
 
 
+def test_an_uncalibrated_answer_gets_no_label_rather_than_weak(page: Any) -> None:
+    """The API sends relevance 0 for a mode it has not calibrated: no hit above 0 and no
+    weak_match means "unknown", not "weak"; with weak_match the zeros are real."""
+    weak = {"flag": False}
+
+    def zeros(_: Any, body: dict[str, Any]) -> None:
+        for hit in body["hits"]:
+            hit["relevance"] = 0.0
+        body["weak_match"] = weak["flag"]
+
+    rewrite_search(page, zeros)
+    search(page, "refund")
+    assert set(page.locator(".hit-relevance").all_inner_texts()) == {""}
+    weak["flag"] = True
+    search(page, "password")
+    assert set(page.locator(".hit-relevance").all_inner_texts()) == {"weak"}
+
+
 def test_a_weak_match_says_so_and_did_you_mean_searches_the_suggestion(page: Any) -> None:
     def misspelt(request: dict[str, Any], body: dict[str, Any]) -> None:
         if request["query"] == "sientist who studies stars":
