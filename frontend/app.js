@@ -324,7 +324,8 @@ queryInput.addEventListener("keydown", (event) => {
 document.addEventListener("keydown", (event) => {
   if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
   const target = event.target;
-  if (target.closest?.("input, textarea, select, [contenteditable], dialog[open]")) return;
+  const typing = "input:not([type=radio], [type=checkbox], [type=file]), textarea, select";
+  if (target.closest?.(`${typing}, [contenteditable], dialog[open]`)) return;
   event.preventDefault();
   queryInput.focus();
   queryInput.select();

@@ -59,7 +59,9 @@ export async function queryImageFor(state, signal) {
   }
   const caption = imageCaption({ document: doc, id: state.like });
   setPreview(safeUrl(doc.thumbnail_url) ?? safeUrl(doc.url), `Images like “${caption}”`);
-  const source = safeUrl(doc.url) ?? safeUrl(doc.thumbnail_url);
+  // The thumbnail (512 px) is more than an image space looks at (224 px for CLIP) and keeps
+  // the upload small and under the API's body limit, whatever the original weighs.
+  const source = safeUrl(doc.thumbnail_url) ?? safeUrl(doc.url);
   if (!source) throw gone();
   return imageBytes(source, doc.name, signal);
 }

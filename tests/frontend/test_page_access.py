@@ -63,6 +63,9 @@ def test_slash_focuses_the_search_box_and_escape_clears_it(page: Any) -> None:
     assert page.input_value("#query") == "refund"  # "/" focused the box; it typed nothing
     page.keyboard.press("Escape")
     assert page.input_value("#query") == ""
+    page.focus("input[name=scene][value=qa]")  # a radio button is not a text field
+    page.keyboard.press("/")
+    assert page.evaluate("() => document.activeElement.id") == "query"
     assert page.locator(".hit").count() == 10  # clearing the box does not wipe the answer
 
 
