@@ -60,6 +60,12 @@ def test_an_image_opens_larger_and_escape_closes_it(page: Any) -> None:
     page.keyboard.press("Escape")
     assert viewer.is_hidden()
     assert page.evaluate("() => document.activeElement.classList.contains('image-open')")
+    opener.click()  # its tags filter the search
+    page.locator("#viewer-tags button", has_text="amphibians").click()
+    assert viewer.is_hidden()
+    wait_idle(page)
+    assert parse_qs(urlparse(page.url).query)["tag"] == ["amphibians"]
+    assert set(page.locator(".image-caption").all_inner_texts()) == {"A frog."}
 
 
 def test_more_like_this_searches_by_that_image_and_is_a_link(page: Any) -> None:
