@@ -22,7 +22,8 @@ from functions.core.settings import Settings
 
 def bucket(user_id: str, salt: str) -> float:
     """A uniform, stable point in [0, 1) for this user and layer."""
-    digest = hashlib.sha256((user_id + salt).encode("utf-8")).digest()
+    # surrogatepass: any str buckets (a lone surrogate is refused later, by validation).
+    digest = hashlib.sha256((user_id + salt).encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
