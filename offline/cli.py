@@ -60,28 +60,42 @@ def export(
         Literal["text", "clip"],
         typer.Option(help="text: a sentence encoder; clip: a CLIPModel's text and image towers."),
     ] = "text",
+    text_model: Annotated[
+        str | None,
+        typer.Option(
+            help="--kind clip: a sentence-transformers text tower trained into that CLIP's image "
+            "space (e.g. sentence-transformers/clip-ViT-B-32-multilingual-v1) instead of its own."
+        ),
+    ] = None,
 ) -> None:
     """Export a sentence encoder (or with --kind clip a CLIP model, default
     openai/clip-vit-base-patch32) to ONNX with its tokenizer, checking parity with PyTorch."""
     settings = Settings()
+    if text_model is not None and kind != "clip":
+        raise _fail("--text-model pairs a text tower with CLIP's image tower: add --kind clip", 2)
     if kind == "clip":
         from offline.export_clip import clip_model_name
 
-        target = out or settings.home / "models" / clip_model_name(model)
+        target = out or settings.home / "models" / clip_model_name(model, text_model)
     else:
         target = out or settings.resolved_model_dir
-    if _ensure_export(model, target, force, kind) is False:
+    if _ensure_export(model, target, force, kind, text_model) is False:
         raise typer.Exit(1)
 
 
 def _ensure_export(
-    model: str | None, target: Path, force: bool, kind: Literal["text", "clip"] = "text"
+    model: str | None,
+    target: Path,
+    force: bool,
+    kind: Literal["text", "clip"] = "text",
+    text_model: str | None = None,
 ) -> bool:
     from functions.core.manifest import ModelManifest
     from offline.export import ExportError, export_text_model
 
     existing = ModelManifest.read(target) if (target / "manifest.json").exists() else None
-    if not force and existing is not None and existing.kind == kind:
+    same = existing is not None and (existing.kind, existing.text_source) == (kind, text_model)
+    if not force and existing is not None and same:
         console.print(f"model already exported: {target} ({existing.name}, dim {existing.dim})")
         return True
     with _progress() as progress:
@@ -94,7 +108,9 @@ def _ensure_export(
             if kind == "clip":
                 from offline.export_clip import export_clip_model
 
-                manifest = export_clip_model(model, target, progress=on_stage)
+                manifest = export_clip_model(
+                    model, target, text_source=text_model, progress=on_stage
+                )
             else:
                 manifest = export_text_model(model, target, progress=on_stage)
         except ExportError as exc:
@@ -162,6 +178,9 @@ def index(
 ) -> None:
     """Embed a corpus and upsert it into Milvus and MongoDB, then verify both stores."""
     from offline.local_mongo import LocalMongoError, local_stores
+
+    if model is None and not _model_ready(Settings()):
+        raise typer.Exit(1)
 
     try:
         with local_stores(_batch(Settings())) as settings:
@@ -331,15 +350,40 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
 @app.command("eval")
 def evaluate(
-    beir: Annotated[Path, typer.Option(help="BEIR folder (corpus, queries, qrels).")],
+    beir: Annotated[
+        Path | None,
+        typer.Option(help="One BEIR folder (corpus, queries, qrels); default: every labelled set."),
+    ] = None,
+    sets: Annotated[
+        str,
+        typer.Option(
+            help="Labelled sets, comma-separated: scifact-train, climate-fever, wordnet, "
+            "tuxpaint (those whose data is here)."
+        ),
+    ] = "scifact-train,climate-fever,wordnet,tuxpaint",
+    split: Annotated[str, typer.Option(help="dev, test, or dev,test.")] = "dev,test",
+    max_docs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Cut each BEIR corpus to its judged documents plus random "
+            "others up to this many (0: whole corpora).",
+        ),
+    ] = 0,
+    wordnet_docs: Annotated[
+        int, typer.Option(min=100, help="Synsets in the WordNet set's corpus sample.")
+    ] = 10_000,
+    calibrate: Annotated[
+        bool, typer.Option(help="Fit the relevance tables on the dev splits and write them.")
+    ] = False,
     top_k: Annotated[int, typer.Option(min=1, max=100)] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Last line: one JSON object.")] = False,
     reference: Annotated[
-        bool, typer.Option(help="Also score sentence-transformers exact search, same model.")
+        bool, typer.Option(help="--beir: also score sentence-transformers exact search.")
     ] = False,
     match: Annotated[
         str,
-        typer.Option(help="dense, bm25, hybrid, or several comma-separated, or all."),
+        typer.Option(help="--beir: dense, bm25, hybrid, or several comma-separated, or all."),
     ] = "dense",
     rank: Annotated[
         str | None, typer.Option(help="Rank experiment; default: the one with most traffic.")
@@ -348,24 +392,117 @@ def evaluate(
         Path | None, typer.Option(help="Exported model folder; default: the configured one.")
     ] = None,
 ) -> None:
-    """Index a BEIR folder into throwaway collections and score the real search path, once per
-    match kind, with the scene's configured ranker."""
+    """Every match mode on every labelled set (nDCG@10 per split, the served default marked),
+    or with --beir one folder scored per match kind. Corpora are indexed into collections
+    named after the set and kept, so a second run embeds nothing."""
+    from functions.core.errors import ServiceError
+    from offline.local_mongo import LocalMongoError
+
+    base = _batch(Settings())
+    if model is not None:
+        base = base.model_copy(update={"model_dir": model})
+    elif not _model_ready(base):
+        raise typer.Exit(1)
+    try:
+        if beir is not None:
+            _evaluate_folder(base, beir, top_k, as_json, reference, match, rank)
+        else:
+            _evaluate_sets(base, sets, split, max_docs, wordnet_docs, calibrate, as_json)
+    except (ServiceError, LocalMongoError, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _model_ready(settings: Settings) -> bool:
+    """The configured model is exported, or the packaged default is exported now."""
+    if (settings.resolved_model_dir / "manifest.json").exists():
+        return True
+    if settings.model_dir is not None:
+        console.print(
+            f"[red]error:[/red] no exported model in {settings.model_dir}: run "
+            f"`mmsearch export --out {settings.model_dir}`"
+        )
+        return False
+    console.print(f"no model in {settings.resolved_model_dir}: exporting the packaged default")
+    return _ensure_export(None, settings.resolved_model_dir, force=False)
+
+
+def _evaluate_sets(
+    base: Settings,
+    sets: str,
+    split: str,
+    max_docs: int,
+    wordnet_docs: int,
+    calibrate: bool,
+    as_json: bool,
+) -> None:
+    from functions.search.service import config_source
+    from offline import eval_sets
+    from offline.eval_table import calibrate as fit_tables
+    from offline.eval_table import evaluate_all, load_sets
+    from offline.local_mongo import local_stores
+
+    names = [n.strip() for n in sets.split(",") if n.strip()]
+    parts = [p.strip() for p in split.split(",") if p.strip()]
+    if bad := [p for p in parts if p not in ("dev", "test", "all")]:
+        raise _fail(f"unknown split {bad[0]!r}; one of: dev, test, all", 2)
+    work = base.home / "eval"
+    labelled = load_sets(names, work, wordnet_docs)
+    if max_docs:
+        labelled = [
+            eval_sets.sliced(s, work, max_docs) if s.corpus.is_dir() and s.scene == "qa" else s
+            for s in labelled
+        ]
+    if not labelled:
+        raise _fail(f"none of the sets {names} can be built here", 2)
+    config = config_source(base).get()
+    with local_stores(base) as settings, _progress() as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        table, collected = evaluate_all(
+            settings, config, labelled, splits=parts, progress=on_progress
+        )
+    print(table.render())
+    for line in table.violations():
+        console.print(f"[yellow]served default loses:[/yellow] {line}")
+    result: dict[str, object] = {
+        "model": _model_label(base.resolved_model_dir),
+        "ndcg@10": table.rows,
+        "served": table.served,
+        "docs": table.docs,
+        "queries": table.queries,
+    }
+    if calibrate:
+        result["relevance"] = fit_tables(config, collected)
+        console.print("relevance tables written (functions/search/relevance.json)")
+    if as_json:
+        print(json.dumps(result))
+
+
+def _evaluate_folder(
+    base: Settings,
+    beir: Path,
+    top_k: int,
+    as_json: bool,
+    reference: bool,
+    match: str,
+    rank: str | None,
+) -> None:
     from functions.search.service import config_source
     from offline.evaluate import MATCH_KINDS, default_ranker, evaluate_reference, evaluate_search
     from offline.local_mongo import local_stores
 
     kinds = list(MATCH_KINDS) if match == "all" else [k.strip() for k in match.split(",")]
     if unknown := [k for k in kinds if k not in MATCH_KINDS]:
-        console.print(f"[red]unknown match kind {unknown[0]!r}; one of: {', '.join(MATCH_KINDS)}")
-        raise typer.Exit(2)
-    config = config_source(Settings()).get()
+        raise _fail(f"unknown match kind {unknown[0]!r}; one of: {', '.join(MATCH_KINDS)}", 2)
+    config = config_source(base).get()
     ranker = rank or default_ranker(config.scenes["qa"])
-
-    base = _batch(Settings())
-    if model is not None:
-        base = base.model_copy(update={"model_dir": model})
     with local_stores(base) as settings, _progress() as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:

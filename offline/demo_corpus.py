@@ -89,10 +89,13 @@ class Synset:
     definition: str
     examples: tuple[str, ...]
     hypernyms: tuple[str, ...]  # record ids (instance hypernyms included)
+    gloss: str = ""  # as in the data file: definition and examples
 
 
 # Richer text for the embedded document, measured on the "describe it" set (README).
 DocumentVariant = Literal["gloss", "definition", "hypernyms", "hypernym_gloss"]
+# What the demo indexes (measured on the "describe it" set: README, Relevance).
+DEMO_VARIANT: DocumentVariant = "gloss"
 
 
 def parse_synset(line: str, pos: str, lexnames: dict[int, str]) -> Synset:
@@ -119,6 +122,7 @@ def parse_synset(line: str, pos: str, lexnames: dict[int, str]) -> Synset:
         definition=definition,
         examples=examples,
         hypernyms=tuple(hypernyms),
+        gloss=gloss.strip(),
     )
 
 
@@ -154,12 +158,9 @@ def synset_record(
     data file's gloss), `definition` (no examples), `hypernyms` (gloss, then "a kind of" and the
     hypernyms' words) or `hypernym_gloss` (also their definitions). `drop_examples` leaves those
     example sentences out (the evaluation's queries)."""
-    dropped = set(drop_examples)
-    examples = [e for e in synset.examples if e not in dropped]
-    parts = [synset.definition]
-    if variant != "definition":
-        parts += [f'"{e}"' for e in examples]
-    answer = "; ".join(p for p in parts if p)
+    answer = synset.gloss if variant != "definition" else synset.definition
+    for example in drop_examples:
+        answer = answer.replace(f'; "{example}"', "").replace(f'"{example}"', "")
     parents = [synsets[h] for h in synset.hypernyms if h in synsets]
     if variant in ("hypernyms", "hypernym_gloss") and parents:
         kinds = ", ".join(dict.fromkeys(w for p in parents for w in p.words))
@@ -252,15 +253,22 @@ def write_jsonl(records: Iterable[dict[str, object]], path: Path) -> int:
 
 
 def ensure_demo_corpus(
-    out_path: Path, wordnet_dir: Path = WORDNET_DIR, limit: int | None = None
+    out_path: Path,
+    wordnet_dir: Path = WORDNET_DIR,
+    limit: int | None = None,
+    variant: DocumentVariant = DEMO_VARIANT,
 ) -> Path:
-    """Build the demo corpus JSONL at out_path unless it is already newer than the WordNet data;
-    with `limit`, only the most familiar synsets (see `familiarity`)."""
+    """Build the demo corpus JSONL at out_path unless it is already newer than the WordNet data
+    (and this module); with `limit`, only the most familiar synsets (see `familiarity`); each
+    record's text as `variant` (see `synset_record`)."""
     paths = data_files(wordnet_dir)
-    newest_source = max(path.stat().st_mtime for path in paths)
+    newest_source = max(path.stat().st_mtime for path in [*paths, Path(__file__)])
     if out_path.is_file() and out_path.stat().st_mtime > newest_source:
         return out_path
-    records: Iterable[dict[str, object]] = read_wordnet(wordnet_dir)
+    synsets = read_synsets(wordnet_dir)
+    records: Iterable[dict[str, object]] = (
+        synset_record(s, synsets, variant) for s in synsets.values()
+    )
     if limit:
         records = most_familiar(records, limit, wordnet_dir)
     write_jsonl(records, out_path)

@@ -35,7 +35,7 @@ from offline.demo_corpus import (
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 JUDGED_TUXPAINT = Path(__file__).resolve().parent / "tuxpaint_judged.json"
 BLANK = "___"
-_WORD = re.compile(r"[\w'-]+")
+_WORD = re.compile(r"[\w']+(?:-[\w']+)*")
 
 Qrels = dict[str, dict[str, int]]
 

@@ -58,12 +58,15 @@ def mmr(
 ) -> list[Match]:
     """Maximal marginal relevance (Carbonell & Goldstein 1998) on the stored vectors:
     repeatedly take argmax lam * relevance - (1 - lam) * max cosine to those already taken.
-    Relevance is the hit score min-max scaled to [0, 1] so the two terms are comparable."""
+    Relevance is the hit score min-max scaled to [0, 1] so the two terms are comparable. Each
+    hit's score becomes its MMR value when taken, which never rises down the list (what is
+    left only gains redundancy), so the shown scores follow the shown order."""
     if len(hits) <= 1 or top_k <= 1:
         return list(hits[:top_k])
     matrix = _vector_matrix(hits, vectors)
     relevance = np.asarray(min_max([h.score for h in hits]))
     chosen: list[int] = []
+    values: list[float] = []
     redundancy = np.full(len(hits), -np.inf)
     available = np.ones(len(hits), dtype=bool)
     for _ in range(min(top_k, len(hits))):
@@ -72,9 +75,10 @@ def mmr(
         value[~available] = -np.inf
         best = int(np.argmax(value))
         chosen.append(best)
+        values.append(float(value[best]))
         available[best] = False
         redundancy = np.maximum(redundancy, matrix @ matrix[best])
-    return [hits[i] for i in chosen]
+    return [replace(hits[i], score=v) for i, v in zip(chosen, values, strict=True)]
 
 
 def _vector_matrix(

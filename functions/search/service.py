@@ -150,7 +150,8 @@ class SearchService:
         if scene_config is None:
             raise UnknownScene(f"scene {scene.name!r} is not in the pipeline configuration")
         forced = self._debug.forced(request.debug.experiments if request.debug else None)
-        chosen = assign(scene_config, request.user_id, forced)
+        # Anonymous requests are bucketed by their query: the same search, the same order.
+        chosen = assign(scene_config, request.user_id or f"query:{request.query}", forced)
         qp = scene_config.qp.experiments[chosen["qp"]].params
         matching = scene_config.match.experiments[chosen["match"]].params
         ranking = scene_config.rank.experiments[chosen["rank"]].params

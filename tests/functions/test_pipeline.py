@@ -111,12 +111,16 @@ def test_an_invalid_file_at_start_fails_loudly(tmp_path: Path) -> None:
 
 SPLIT = DEFAULT_TEXT.replace(
     """        score:
-          ratio: 0.9""",
+          ratio: 1.0
+          params: {}
+        mmr:""",
     """        score:
-          ratio: 0.2""",
+          ratio: 0.2
+          params: {}
+        mmr:""",
 ).replace(
     """        mmr:
-          ratio: 0.1
+          ratio: 0.0
           params: {mmr_lambda: 0.8}""",
     """        mmr:
           ratio: 0.3
