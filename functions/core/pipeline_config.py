@@ -14,7 +14,7 @@ from typing import Any, Generic, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from functions.core.scenes import SCENES, Scene
+from functions.core.scenes import SCENES, Scene, current_scenes
 
 LAYERS = ("qp", "match", "rank", "summary")
 TEXT_FIELD = "text"  # the scene's searchable text, stored in Milvus for BM25
@@ -131,11 +131,14 @@ class PipelineConfig(_Strict):
     @model_validator(mode="after")
     def _names_exist(self) -> PipelineConfig:
         # Messages start with the dotted path of the offending entry (mapped to a line).
+        declared = current_scenes()
         for name, scene_config in self.scenes.items():
-            if name not in SCENES:
-                known = ", ".join(sorted(SCENES))
+            if name not in declared:
+                if name in SCENES:
+                    continue  # a packaged scene this deployment's scene file leaves out
+                known = ", ".join(sorted(declared))
                 raise ValueError(f"scenes.{name}: unknown scene {name!r}; known: {known}")
-            _check_fields(f"scenes.{name}", SCENES[name], scene_config)
+            _check_fields(f"scenes.{name}", declared[name], scene_config)
         return self
 
 

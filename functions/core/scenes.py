@@ -1,69 +1,361 @@
-"""Scenes: what a corpus looks like, which text is embedded and which fields can filter."""
+"""Scenes: what a corpus looks like, which text is embedded and which fields can filter.
+
+Scenes are declared in YAML (`functions/core/scenes.yaml`, or the file named by
+MMSEARCH_SCENES_FILE): a new corpus needs configuration, not code. `get_scene` reads the
+file named now (re-read when it changes); `QA`, `T2I` and `I2I` are the packaged scenes.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
-from functions.core.errors import UnknownScene
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from functions.core.errors import InvalidRequest, UnknownScene
+
+SCENES_FILE_ENV = "MMSEARCH_SCENES_FILE"
+PACKAGED_SCENES = Path(__file__).with_name("scenes.yaml")
+# Milvus limits on what sits beside a vector (one home: the vector store imports these).
+FILTER_VALUE_MAX_LENGTH = 256
+FILTER_MAX_VALUES = 64
+MAX_SCENES_BYTES = 64 * 1024
+DEFAULT_MAX_RESULTS = 1000
+
+FieldType = Literal[
+    "keyword", "keyword_list", "integer", "float", "boolean", "datetime", "text", "image"
+]
+# Types that can sit beside a vector as a Milvus scalar (or array) field.
+FILTERABLE_TYPES = frozenset({"keyword", "keyword_list", "integer", "float", "boolean", "datetime"})
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+_RESERVED = frozenset({"id", "vector", "text", "sparse", "_id", "_fingerprint"})
 
 
-@dataclass(frozen=True)
-class Scene:
-    """One searchable corpus and how its documents map to vectors and filters."""
+class InvalidDocument(InvalidRequest):
+    """A document does not fit its scene's declared fields; the message names the field."""
 
-    name: str
-    text_fields: tuple[str, ...]
-    array_filter_fields: tuple[str, ...] = ()
-    document_fields: tuple[str, ...] = ()
-    corpus: str = ""  # where the documents live; scenes searching one corpus share it
-    kind: Literal["text", "image"] = "text"
+    code = "invalid_document"
+
+
+class SceneConfigError(ValueError):
+    """The scene configuration is invalid; the message names the scene and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SceneField(_Strict):
+    """One declared document field."""
+
+    type: FieldType
+    required: bool = False
+    default: Any = Field(None, description="Stored when absent (filterable fields need one).")
+
+
+class Scene(_Strict):
+    """One searchable corpus and how its documents map to vectors, BM25 text and filters."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    kind: Literal["text", "image", "both"] = "text"
     query: Literal["text", "image"] = "text"  # what a request searches with
+    corpus: str = Field("", pattern=r"^([a-z][a-z0-9_]{0,31})?$")
+    fields: dict[str, SceneField] = Field(min_length=1)
+    embed_fields: tuple[str, ...] = ()
+    embed_template: str | None = None
+    bm25_fields: tuple[str, ...] | None = None  # None: the embedded text
+    filterable: tuple[str, ...] = ()
+    returned: tuple[str, ...] = ()  # () : every declared field
+    max_results: int = Field(DEFAULT_MAX_RESULTS, ge=1, le=10_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_field_types(cls, data: Any) -> Any:
+        # `price: float` is shorthand for `price: {type: float}`.
+        if isinstance(data, dict) and isinstance(data.get("fields"), dict):
+            fields = {
+                k: {"type": v} if isinstance(v, str) else v for k, v in data["fields"].items()
+            }
+            data = {**data, "fields": fields}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scene:
+        for name in self.fields:
+            if name in _RESERVED or not _matches(name):
+                raise ValueError(f"fields.{name}: reserved or not a plain name ({_NAME})")
+        if not self.embed_fields and not self.embed_template:
+            raise ValueError("give embed_fields or embed_template (the text that is embedded)")
+        for key, names in (
+            ("embed_fields", self.embed_fields),
+            ("embed_template", self.template_fields),
+            ("bm25_fields", self.bm25_fields or ()),
+            ("filterable", self.filterable),
+            ("returned", self.returned),
+        ):
+            for name in names:
+                if name not in self.fields:
+                    raise ValueError(f"{key}: {name!r} is not a declared field")
+        for name in self.filterable:
+            field = self.fields[name]
+            if field.type not in FILTERABLE_TYPES:
+                raise ValueError(f"filterable: {name!r} is {field.type}, which cannot filter")
+            if field.type != "keyword_list" and field.default is not None:
+                coerce_value(name, field.type, field.default)
+        if self.kind == "text" and self.query == "image":
+            raise ValueError("query: a text scene is searched by text")
+        return self
+
+    @property
+    def template_fields(self) -> tuple[str, ...]:
+        """Fields the embed template names."""
+        import string
+
+        names = (p[1] for p in string.Formatter().parse(self.embed_template or "") if p[1])
+        return tuple(dict.fromkeys(names))
 
     @property
     def store(self) -> str:
         """The name of this scene's corpus in both stores."""
         return self.corpus or self.name
 
+    @property
+    def text_fields(self) -> tuple[str, ...]:
+        """Fields whose text is embedded."""
+        return self.embed_fields or self.template_fields
+
+    @property
+    def array_filter_fields(self) -> tuple[str, ...]:
+        """Filterable keyword lists (Milvus ARRAY fields)."""
+        return tuple(f for f in self.filterable if self.fields[f].type == "keyword_list")
+
+    @property
+    def scalar_filter_fields(self) -> dict[str, str]:
+        """Filterable single values (Milvus scalar fields), name -> declared type."""
+        return {
+            f: self.fields[f].type for f in self.filterable if self.fields[f].type != "keyword_list"
+        }
+
+    @property
+    def document_fields(self) -> tuple[str, ...]:
+        """Fields a hit's document may carry back."""
+        return ("id", *(self.returned or tuple(self.fields)))
+
     def embedding_text(self, document: Mapping[str, Any]) -> str:
         """The text that represents a document in vector space."""
-        parts = (str(document.get(f) or "").strip() for f in self.text_fields)
-        return " ".join(p for p in parts if p)
+        if self.embed_template:
+            values = {f: _as_text(document.get(f)) for f in self.template_fields}
+            return self.embed_template.format_map(values).strip()
+        return _joined(document, self.embed_fields)
 
-    def filter_values(self, document: Mapping[str, Any]) -> dict[str, list[str]]:
-        """Scalar fields stored beside the vector so searches can filter on them."""
-        return {f: [str(v) for v in document.get(f) or []] for f in self.array_filter_fields}
+    def bm25_text(self, document: Mapping[str, Any]) -> str:
+        """The text BM25 scores (the embedded text unless `bm25_fields` names others)."""
+        if self.bm25_fields is None:
+            return self.embedding_text(document)
+        return _joined(document, self.bm25_fields)
+
+    def filter_values(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Typed fields stored beside the vector so searches can filter on them (lists of
+        text for keyword lists; datetimes as epoch seconds)."""
+        values: dict[str, Any] = {}
+        for name in self.filterable:
+            field = self.fields[name]
+            value = document.get(name)
+            if field.type == "keyword_list":
+                values[name] = [str(v) for v in value or []]
+                continue
+            if value is None:
+                value = field.default
+            if value is None:
+                raise InvalidDocument(f"{name}: required (a filterable {field.type} field)")
+            values[name] = milvus_value(field.type, coerce_value(name, field.type, value))
+        return values
+
+    def validate_document(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """The document with each declared field checked and typed (a keyword list given as
+        one string becomes a one-element list); `InvalidDocument` names the first bad field.
+        Undeclared fields are kept as they are (stored, never indexed)."""
+        if not isinstance(document, Mapping):
+            raise InvalidDocument("a document is a JSON object")
+        raw_id = document.get("id")
+        if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+            raw_id = str(raw_id)
+        if not isinstance(raw_id, str) or not 1 <= len(raw_id) <= 512:
+            raise InvalidDocument("id: a string of 1 to 512 characters")
+        typed: dict[str, Any] = {**document, "id": raw_id}
+        for name, field in self.fields.items():
+            value = document.get(name)
+            if value is None:
+                if field.required:
+                    raise InvalidDocument(f"{name}: required")
+                typed.pop(name, None)
+                continue
+            typed[name] = coerce_value(name, field.type, value, filterable=name in self.filterable)
+        self.filter_values(typed)  # a filterable field without a value or default fails here
+        return typed
+
+    def fingerprint(self) -> str:
+        """A short hash of what the vector collection must hold (filterable fields and their
+        types): stored with the collection, compared before writing."""
+        shape = sorted((f, self.fields[f].type) for f in self.filterable)
+        return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
 
 
-QA = Scene(
-    name="qa",
-    text_fields=("question", "answer"),
-    array_filter_fields=("category",),
-    document_fields=("id", "question", "answer", "category"),
-)
+def coerce_value(name: str, kind: str, value: Any, *, filterable: bool = True) -> Any:
+    """`value` as the declared type (datetimes as ISO 8601 text), else `InvalidDocument`;
+    filterable text values must fit a Milvus field."""
+    wrong = InvalidDocument(f"{name}: expected {kind}, got {type(value).__name__}")
+    if kind in ("keyword", "text", "image"):
+        if not isinstance(value, str):
+            raise wrong
+        if filterable and kind == "keyword" and len(value) > FILTER_VALUE_MAX_LENGTH:
+            raise InvalidDocument(f"{name}: at most {FILTER_VALUE_MAX_LENGTH} characters")
+        return value
+    if kind == "keyword_list":
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            raise InvalidDocument(f"{name}: expected a list of strings (or one string)")
+        if filterable and len(items) > FILTER_MAX_VALUES:
+            raise InvalidDocument(f"{name}: at most {FILTER_MAX_VALUES} values")
+        if filterable and any(len(v) > FILTER_VALUE_MAX_LENGTH for v in items):
+            raise InvalidDocument(f"{name}: values of at most {FILTER_VALUE_MAX_LENGTH} characters")
+        return list(items)
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise wrong
+        return value
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= 2**63:
+            raise wrong
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise wrong
+        if abs(float(value)) == float("inf"):
+            raise InvalidDocument(f"{name}: must be finite")
+        return float(value)
+    if kind == "datetime":
+        parse_datetime(name, value)
+        return value
+    raise wrong
 
-# Images, searched by text (t2i) or by an image (i2i): one corpus, its captions in the text
-# space (text encoder, BM25) and its pixels in the image space (CLIP or the tiny-image
-# descriptor).
-IMAGE_FIELDS = ("id", "name", "url", "thumbnail_url", "caption", "captions", "tags")
-T2I = Scene(
-    name="t2i",
-    text_fields=("caption",),
-    array_filter_fields=("tags",),
-    document_fields=IMAGE_FIELDS,
-    corpus="images",
-    kind="image",
-)
-I2I = replace(T2I, name="i2i", query="image")
 
-SCENES: dict[str, Scene] = {scene.name: scene for scene in (QA, T2I, I2I)}
+def parse_datetime(name: str, value: Any) -> int:
+    """ISO 8601 text (a date, or a date and time; no zone means UTC) as epoch seconds."""
+    if not isinstance(value, str):
+        raise InvalidDocument(f"{name}: expected an ISO 8601 datetime string")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidDocument(f"{name}: {value[:40]!r} is not an ISO 8601 datetime") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def milvus_value(kind: str, value: Any) -> Any:
+    """A checked value as Milvus stores it (datetimes as epoch seconds)."""
+    return parse_datetime("", value) if kind == "datetime" else value
+
+
+def _matches(name: str) -> bool:
+    import re
+
+    return re.match(_NAME, name) is not None
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v).strip() for v in value if str(v).strip())
+    return "" if value is None else str(value).strip()
+
+
+def _joined(document: Mapping[str, Any], fields: tuple[str, ...]) -> str:
+    parts = (_as_text(document.get(f)) for f in fields)
+    return " ".join(p for p in parts if p)
+
+
+class SceneFile(_Strict):
+    scenes: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
+def parse_scenes(text: str, source: str = "scenes") -> dict[str, Scene]:
+    """Scenes from YAML text; `SceneConfigError` names the scene and key at fault."""
+    if len(text.encode("utf-8")) > MAX_SCENES_BYTES:
+        raise SceneConfigError(f"{source}: larger than {MAX_SCENES_BYTES:,} bytes")
+    try:
+        data = yaml.safe_load(text)
+        declared = SceneFile.model_validate(data).scenes
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise SceneConfigError(f"{source}: {_first_error(exc)}") from None
+    scenes: dict[str, Scene] = {}
+    for name, body in declared.items():
+        try:
+            scenes[name] = Scene.model_validate({"name": name, **(body or {})})
+        except ValidationError as exc:
+            raise SceneConfigError(f"{source}: scenes.{name}: {_first_error(exc)}") from None
+    return scenes
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        return f"{where}: {error['msg']}" if where else str(error["msg"])
+    return str(exc).splitlines()[0]
+
+
+class SceneRegistry:
+    """The scenes of one file, re-read when its path or modification time changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[str, float] | None = None
+        self._scenes: dict[str, Scene] = {}
+
+    def scenes(self, path: Path | None = None) -> dict[str, Scene]:
+        """The scenes declared in `path` (default: MMSEARCH_SCENES_FILE or the packaged file)."""
+        path = path or Path(os.environ.get(SCENES_FILE_ENV) or PACKAGED_SCENES)
+        try:
+            key = (str(path), path.stat().st_mtime)
+        except OSError as exc:
+            raise SceneConfigError(f"{path}: cannot read the scene configuration ({exc})") from None
+        with self._lock:
+            if key != self._key:
+                self._scenes = parse_scenes(path.read_text(encoding="utf-8"), str(path))
+                self._key = key
+            return self._scenes
+
+
+_REGISTRY = SceneRegistry()
+
+
+def current_scenes() -> dict[str, Scene]:
+    """The scenes in force now (the file named by MMSEARCH_SCENES_FILE, else the packaged)."""
+    return _REGISTRY.scenes()
 
 
 def get_scene(name: str) -> Scene:
     """Look up a scene by name or raise `UnknownScene`."""
+    scenes = current_scenes()
     try:
-        return SCENES[name]
+        return scenes[name]
     except KeyError:
-        known = ", ".join(sorted(SCENES))
+        known = ", ".join(sorted(scenes))
         raise UnknownScene(f"unknown scene {name!r}; known scenes: {known}") from None
+
+
+SCENES: dict[str, Scene] = parse_scenes(
+    PACKAGED_SCENES.read_text(encoding="utf-8"), str(PACKAGED_SCENES)
+)
+QA = SCENES["qa"]
+T2I = SCENES["t2i"]
+I2I = SCENES["i2i"]
+IMAGE_FIELDS = T2I.document_fields
