@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from functions.core.routes import Route
 from functions.core.settings import Settings
 from functions.core.stores import open_document_store
@@ -24,4 +26,16 @@ def composed_routes(settings: Settings) -> tuple[Preprocessor, list[Route]]:
         + search.routes(service)
         + summary.routes(documents)
     )
+    if writes_enabled(settings):
+        from functions.documents import service as writes
+
+        routes += writes.routes(writes.build_writer(settings, preprocessor.encoder, documents))
     return preprocessor, routes
+
+
+def writes_enabled(settings: Settings) -> bool:
+    """`MMSEARCH_WRITES`; unset: on outside AWS Lambda (the local server), off inside it,
+    where writes are the documents function's alone (deployed with `-c writes=true`)."""
+    if settings.writes is not None:
+        return settings.writes
+    return "AWS_LAMBDA_FUNCTION_NAME" not in os.environ

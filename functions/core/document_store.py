@@ -39,8 +39,9 @@ class DocumentStore(Protocol):
     def count(self, scene: str) -> int:
         """Number of documents in the scene."""
 
-    def fingerprints(self, scene: str) -> dict[str, str]:
-        """Every stored id with its `_fingerprint` (what indexing wrote; "" if none)."""
+    def fingerprints(self, scene: str, ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Every stored id (or those among `ids`) with its `_fingerprint` (what indexing
+        wrote; "" if none)."""
 
     def delete(self, scene: str, ids: Sequence[str]) -> None:
         """Remove documents by id."""
@@ -163,7 +164,17 @@ class MongoDocumentStore:
     def count(self, scene: str) -> int:
         return self._read("count", lambda: int(self._collection(scene).count_documents({})))
 
-    def fingerprints(self, scene: str) -> dict[str, str]:
+    def fingerprints(self, scene: str, ids: Sequence[str] | None = None) -> dict[str, str]:
+        if ids is not None:
+            # A write by id reads only its own ids: a delta costs its size, not the corpus'.
+            with self._guard("fingerprints"):
+                found: dict[str, str] = {}
+                unique = list(dict.fromkeys(ids))
+                for start in range(0, len(unique), IN_CHUNK):
+                    query = {"_id": {"$in": unique[start : start + IN_CHUNK]}}
+                    cursor = self._collection(scene).find(query, {"_id": 1, FINGERPRINT: 1})
+                    found.update((str(d["_id"]), str(d.get(FINGERPRINT, ""))) for d in cursor)
+                return found
         # One scan beats `$in` lookups by far on the local server (measured: 24 µs per id
         # scanned, 440 µs per id looked up in lists of 256).
         with self._guard("fingerprints"):

@@ -123,6 +123,14 @@ class IndexNotReady(ServiceError):
     public = "nothing has been indexed for this scene yet; retry later"
 
 
+class IndexOutdated(ServiceError):
+    """A write by id meets a collection of another model or an older schema: a full index run
+    (which rebuilds it) must come first; retrying the write will not help."""
+
+    status = 409
+    code = "index_outdated"
+
+
 class UnsupportedByStore(ServiceError):
     """The configured store lacks what the request needs (BM25 on a Milvus before 2.5);
     retrying will not help, another match experiment will."""

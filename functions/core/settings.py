@@ -142,6 +142,12 @@ class Settings(BaseModel):
         description="Any caller may force experiments; unset: yes outside AWS Lambda (the local "
         "server on 127.0.0.1), no inside it.",
     )
+    writes: bool | None = Field(
+        None,
+        description="Serve POST /v1/documents:batchUpsert and :batchDelete; unset: yes outside "
+        "AWS Lambda (the local server on 127.0.0.1), no inside it (AWS: the separate documents "
+        "function, deployed with `-c writes=true`).",
+    )
 
     @property
     def resolved_model_dir(self) -> Path:

@@ -1,0 +1,14 @@
+"""Lambda entry point of the documents (write) function, deployed only with `-c writes=true`
+and behind IAM: init resolves the store secrets, fetches the pinned model and opens both
+stores once; `handler` serves API Gateway events."""
+
+from functions.core.connection import resolve_connection
+from functions.core.encoder import TextEncoder
+from functions.core.lambda_http import lambda_handler
+from functions.core.model_source import materialize_models
+from functions.core.settings import Settings
+from functions.documents.service import build_writer, routes
+
+_settings = materialize_models(resolve_connection(Settings()))
+_encoder = TextEncoder.load(_settings.resolved_model_dir, threads=_settings.encoder_threads)
+handler = lambda_handler(routes(build_writer(_settings, _encoder)), _settings.max_body_bytes)
