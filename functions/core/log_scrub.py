@@ -1,5 +1,5 @@
 """Credentials never reach the log: every record, from our code or a dependency's (pymilvus
-logs its connection URI, `http://user:pass@host:19530`, when a connection fails), has
+logs its connection URI, `http://user:pass@milvus.example.com:19530`, when a connection fails), has
 passwords in URIs and `token=`/`password:`-style values masked before any handler sees it."""
 
 from __future__ import annotations

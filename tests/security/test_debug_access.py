@@ -6,6 +6,7 @@ requests are kept out of the per-experiment metrics."""
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from functions.search import service as search_service
 from functions.search.bucketing import DebugAccess
 from tests.functions.conftest import qa_once  # noqa: F401  (the indexed QA corpus)
 
-TOKEN = "d3bug-t0ken-for-tests"
+TOKEN = secrets.token_urlsafe(16)  # made per run: no token is stored anywhere
 FORCE = {"query": "refund", "debug": {"experiments": {"rank": "score"}}}
 Send = Callable[[dict[str, Any], dict[str, str]], tuple[int, Any]]
 

@@ -174,8 +174,13 @@ def pymilvus_records() -> Iterator[list[str]]:
 
 def test_credentials_any_dependency_logs_are_scrubbed(pymilvus_records: list[str]) -> None:
     logger = logging.getLogger("pymilvus.milvus_client._utils")
-    logger.error("Failed to create new connection using: %s", f"http://root:{PASSWORD}@h:19530")
-    logger.error("connect %s", {"uri": "mongodb+srv://app:hunter22@c.mongodb.net", "token": "tk"})
+    logger.error(
+        "Failed to create new connection using: %s",
+        f"http://root:{PASSWORD}@milvus.example.com:19530",
+    )
+    logger.error(
+        "connect %s", {"uri": "mongodb+srv://app:hunter22@cluster0.example.net", "token": "tk"}
+    )
     try:
         raise ConnectionError(f"refused: https://u:{PASSWORD}@example.invalid/?token=abc123")
     except ConnectionError:
@@ -183,11 +188,16 @@ def test_credentials_any_dependency_logs_are_scrubbed(pymilvus_records: list[str
     printed = "\n".join(pymilvus_records)
     for secret in (PASSWORD, "hunter22", "abc123", "'tk'"):
         assert secret not in printed
-    assert "http://***@h:19530" in printed and "Traceback" in printed  # the rest is kept
+    assert (
+        "http://***@milvus.example.com:19530" in printed and "Traceback" in printed
+    )  # the rest is kept
 
 
 def test_every_5xx_code_has_a_fixed_public_text_naming_no_internals() -> None:
-    errors = [cls("at http://u:p@10.0.0.7:19530 /workspace/x.py") for cls in _all(ServiceError)]
+    errors = [
+        cls("at http://u:p@db.example.com:19530 10.0.0.7 /workspace/x.py")
+        for cls in _all(ServiceError)
+    ]
     for error in errors:
         if error.status >= 500:
             assert (
