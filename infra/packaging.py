@@ -45,12 +45,13 @@ BUNDLES: tuple[BundleName, ...] = ("preprocess", "search", "summary", "composed"
 
 # Distributions from pyproject's `lambda` extra that each bundle imports, installed at the
 # lock's versions. boto3 is left out on purpose: the python3.12 runtime has it.
-# Every function serving HTTP (functions/core/lambda_http.py) reads multipart search forms.
-_HTTP = ("pydantic", "aws-lambda-powertools", "python-multipart")
+# Every function serving HTTP (functions/core/lambda_http.py) reads multipart search forms;
+# functions/core/scenes.py reads the scene definitions (YAML) that every function imports.
+_HTTP = ("pydantic", "aws-lambda-powertools", "python-multipart", "pyyaml")
 _ENCODING = ("onnxruntime", "tokenizers", "numpy", "pillow", *_HTTP)
 # Split search invokes preprocess and summary: no encoder (onnxruntime, tokenizers: 90 MB).
 _SEARCH = (
-    *("numpy", *_HTTP, "pyyaml", "snowballstemmer", "symspellpy"),
+    *("numpy", *_HTTP, "snowballstemmer", "symspellpy"),
     *("pymilvus", "pymongo"),
 )
 _EVERYTHING = tuple(dict.fromkeys(_ENCODING + _SEARCH))
@@ -107,6 +108,9 @@ def lambda_bundle(name: BundleName, *, build_root: Path = BUILD_ROOT) -> Path:
     source_key = _source_digest(name) + ":" + deps.name
     marker = bundle / ".mmsearch-bundle"
     if marker.exists() and marker.read_text() == source_key:
+        # Bytecode a local run left behind (python without -B in the folder) is not ours to ship.
+        for cache in list(bundle.rglob("__pycache__")):
+            shutil.rmtree(cache)
         return bundle
     staging = build_root / f".{name}.staging"
     shutil.rmtree(staging, ignore_errors=True)

@@ -95,7 +95,7 @@ def run_in_bundle(bundle: Path, code: str, env: dict[str, str] | None = None) ->
         pytest.skip("no CPython 3.12 here to import the manylinux cp312 wheels")
     prelude = f"import sys; sys.path.insert(0, {str(bundle)!r})\n"
     done = subprocess.run(
-        [python, "-I", "-c", prelude + code],
+        [python, "-I", "-B", "-c", prelude + code],  # -B: no bytecode left in the bundle
         capture_output=True,
         text=True,
         cwd=bundle,
@@ -201,9 +201,11 @@ def test_preprocess_bundle_answers_an_embed_event_on_python_3_12(
 def test_a_second_build_reuses_the_installed_dependencies(
     lambda_bundles: dict[BundleName, Path],
 ) -> None:
+    (lambda_bundles["summary"] / "__pycache__").mkdir(exist_ok=True)  # a run without -B
     start = time.perf_counter()
     for name in BUNDLES:
         assert lambda_bundle(name) == lambda_bundles[name]
+        assert not list(lambda_bundles[name].rglob("__pycache__")), name
     elapsed = time.perf_counter() - start
     print(f"cached rebuild of all five bundles: {elapsed:.2f} s")
     assert elapsed < 10
