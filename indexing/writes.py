@@ -18,6 +18,7 @@ from typing import Any
 
 from functions.core.errors import IndexOutdated
 from functions.core.scenes import Scene
+from functions.core.stores import image_collection
 from indexing.indexer import Indexer
 
 
@@ -83,9 +84,10 @@ class DocumentWriter:
         unique = list(dict.fromkeys(ids))
         with self._lock:
             stored = indexer._documents.fingerprints(scene.store, unique)
-            names = [
-                n for n in indexer.collections(collection) if indexer._vectors.has_collection(n)
-            ]
+            wanted = list(indexer.collections(collection))
+            if scene.kind == "image":  # a plain Indexer does not know the image-space collection
+                wanted = list(dict.fromkeys([*wanted, image_collection(collection)]))
+            names = [n for n in wanted if indexer._vectors.has_collection(n)]
             # Every id, not only those MongoDB holds: a vector orphaned by a crashed write goes too.
             for name in names:
                 indexer._vectors.delete(name, unique)
@@ -100,6 +102,12 @@ class DocumentWriter:
             missing=[i for i in unique if i not in stored],
             seconds=time.perf_counter() - start,
         )
+
+    def close(self) -> None:
+        """Close the document store's client (Milvus clients share the process's connection)."""
+        close = getattr(self._indexer._documents, "close", None)
+        if close is not None:
+            close()
 
     def _ensure(self, scene: Scene, collection: str) -> dict[str, int]:
         """The scene's collections, created when this is the scene's first write."""

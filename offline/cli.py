@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from functions.core.settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from rich.progress import TaskID
 
@@ -175,10 +176,23 @@ def index(
             "for match experiments naming it (model: <its name>)."
         ),
     ] = None,
+    mode: Annotated[
+        Literal["full", "upsert"],
+        typer.Option(
+            help="full: the input is the whole corpus (verified, --prune removes the rest); "
+            "upsert: a delta written by id, costing only its own size (through the running "
+            "`mmsearch serve` when one holds the home)."
+        ),
+    ] = "full",
 ) -> None:
     """Embed a corpus and upsert it into Milvus and MongoDB, then verify both stores."""
     from offline.local_mongo import LocalMongoError, local_stores
 
+    if mode == "upsert":
+        if prune or model is not None:
+            raise _fail("--mode upsert writes a delta: --prune and --model need --mode full", 2)
+        _index_delta(input, scene, strict, as_json)
+        return
     if model is None and not _model_ready(Settings()):
         raise typer.Exit(1)
 
@@ -189,6 +203,81 @@ def index(
         raise _fail(str(exc)) from None
     if as_json:
         print(json.dumps({**asdict(report), "docs_per_s": round(report.docs_per_s, 2)}))
+
+
+def _index_delta(path: Path, scene_name: str, strict: bool, as_json: bool) -> None:
+    """`index --mode upsert`: validate the delta, then write it by id (offline/delta.py)."""
+    from functions.core.errors import ServiceError
+    from functions.core.scenes import get_scene
+    from indexing.corpus import read_corpus
+    from offline import delta
+
+    try:
+        if get_scene(scene_name).kind != "text":
+            raise _fail("--mode upsert takes text scenes; re-index image scenes in full", 2)
+        corpus = read_corpus(path)
+    except (ServiceError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    for record in corpus.invalid[:20]:
+        console.print(f"[yellow]line {record.line}:[/yellow] {record.reason}")
+    if corpus.invalid and strict:
+        raise _fail("--strict: nothing was written", 2)
+    if not corpus.documents:
+        raise _fail(f"{path} holds no valid record: nothing was written", 2)
+    documents = [d.model_dump() for d in corpus.documents]
+    with _delta_errors(), _progress() as progress:
+        task = progress.add_task(f"upsert {scene_name}", total=len(documents))
+        report = delta.upsert(
+            Settings(), scene_name, documents, _on_batch(progress, task, len(documents))
+        )
+    console.print(
+        f"upserted {report.input} documents into {report.scene} via {report.via} in "
+        f"{report.seconds:.1f} s ({report.written} written, {report.unchanged} unchanged)"
+    )
+    if as_json:
+        print(json.dumps(asdict(report)))
+
+
+@app.command()
+def delete(
+    ids: Annotated[Path, typer.Option(help="A file of ids, one a line.")],
+    scene: Annotated[str, typer.Option(help="Scene to delete from.")] = "qa",
+    as_json: Annotated[bool, typer.Option("--json", help="Last line: the report as JSON.")] = False,
+) -> None:
+    """Delete documents by id from both stores (through the running `mmsearch serve` when one
+    holds the home); ids not stored are counted as missing, not an error."""
+    from functions.core.scenes import get_scene
+    from offline import delta
+
+    with _delta_errors():
+        get_scene(scene)
+        wanted = delta.read_ids(ids)
+        if not wanted:
+            raise _fail(f"{ids} holds no id: nothing was deleted", 2)
+        report = delta.delete(Settings(), scene, wanted)
+    console.print(
+        f"deleted {report.deleted} documents from {report.scene} via {report.via} in "
+        f"{report.seconds:.1f} s ({report.missing} not stored)"
+    )
+    if as_json:
+        print(json.dumps(asdict(report)))
+
+
+@contextlib.contextmanager
+def _delta_errors() -> Iterator[None]:
+    """Refusals as exit 2 (fix the input), unreachable stores or servers as exit 1."""
+    from functions.core.errors import ServiceError
+    from offline.local_mongo import LocalMongoError
+    from offline.remote import RemoteWriteError
+
+    try:
+        yield
+    except RemoteWriteError as exc:
+        raise _fail(str(exc), 2 if exc.status and exc.status < 500 else 1) from None
+    except ServiceError as exc:
+        raise _fail(str(exc), 2 if exc.status < 500 else 1) from None
+    except (LocalMongoError, OSError) as exc:
+        raise _fail(str(exc)) from None
 
 
 def _on_batch(progress: Progress, task: TaskID, total: int) -> Callable[[int], None]:
@@ -331,6 +420,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     from functions.composed.app import create_app
     from functions.core.errors import ServiceError
     from offline.local_server import local_server
+    from offline.remote import announce
 
     # CloudWatch EMF metric lines mean nothing on a laptop; POWERTOOLS_METRICS_DISABLED=false
     # prints them (one per layer per request), as Lambda does.
@@ -338,6 +428,8 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     if settings.debug_open is None and host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
         # Reachable from other machines: forcing experiments needs MMSEARCH_DEBUG_TOKEN.
         settings = settings.model_copy(update={"debug_open": False})
+    if settings.writes is None and host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
+        settings = settings.model_copy(update={"writes": False})  # MMSEARCH_WRITES=true opens
     try:
         asgi = create_app(settings, static_dir=FRONTEND_DIR)
     except ServiceError as exc:
@@ -345,7 +437,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     console.print(f"serving on [bold]http://{host}:{port}[/bold] (API docs at /docs)")
     if host.strip("[]") in ("0.0.0.0", "::") and not settings.allowed_hosts:
         console.print("only 127.0.0.1/localhost names are answered: set MMSEARCH_ALLOWED_HOSTS")
-    local_server(asgi, settings, host, port).run()
+    # `index --mode upsert` and `delete` find this server here and write through its API.
+    with announce(settings.home, host, port):
+        local_server(asgi, settings, host, port).run()
 
 
 @app.command("eval")
