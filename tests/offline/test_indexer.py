@@ -135,3 +135,48 @@ def test_a_single_category_string_is_read_as_a_one_element_list(tmp_path: Path) 
     read = read_corpus(corpus)
     assert [d.category for d in read.documents] == [["science"], ["science", "art"]]
     assert [(r.line, r.reason.split(":")[0]) for r in read.invalid] == [(3, "category")]
+
+
+def test_a_collection_keyed_before_ids_were_encoded_serves_and_is_rebuilt_by_the_next_run(
+    settings: Settings, indexer: Indexer, qa_docs: list[QADocument]
+) -> None:
+    from pymilvus import DataType, Function, FunctionType
+
+    from functions.core.vector_store import ANALYZER
+
+    collection = collection_name(settings, QA)
+    indexer.run(QA, collection, qa_docs[:5])
+    vectors = open_vector_store(settings)
+    vectors.drop(collection)
+    client = vectors._connect()  # exactly what the previous version wrote: a 512-byte key
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=384)
+    schema.add_field(
+        "category", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=64, max_length=256
+    )
+    schema.add_field(
+        "text", DataType.VARCHAR, max_length=65535, enable_analyzer=True, analyzer_params=ANALYZER
+    )
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(Function("text_bm25", FunctionType.BM25, ["text"], ["sparse"]))
+    client.create_collection(collection, schema=schema)
+    old = qa_docs[0]
+    client.insert(
+        collection,
+        [
+            {
+                "id": old.id,
+                "vector": indexer._encoder.embed([old.question])[0].tolist(),
+                "category": old.category,
+                "text": old.question,
+            }
+        ],
+    )
+    vectors.build_index(collection)
+    assert vectors.search_text(collection, "reset password", 1, {})[0].id == old.id  # serves
+    assert not vectors.schema_current(collection)
+
+    report = indexer.run(QA, collection, qa_docs[:5])
+    assert report.embedded == 5 and (report.vectors, report.documents) == (5, 5)
+    assert vectors.schema_current(collection)
