@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from functions.core.document_store import DocumentStore
 from functions.core.encoder import TextEncoder
 from functions.core.errors import InvalidRequest
 from functions.core.routes import Route
-from functions.core.scenes import Scene, get_scene
+from functions.core.scenes import InvalidDocument, Scene, get_scene
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_document_store, open_vector_store
 from functions.documents.schemas import (
@@ -28,30 +28,36 @@ from functions.documents.schemas import (
     UpsertRequest,
     UpsertResponse,
 )
-from indexing.corpus import QADocument
 from indexing.indexer import Indexer
 from indexing.writes import DocumentWriter
 
 
-def validate_documents(scene: Scene, raw: list[dict[str, Any]]) -> list[QADocument]:
-    """Every document in the scene's schema, or an `InvalidRequest` naming the first bad
-    field (`documents[i].field`) and so nothing written."""
+class SceneDocument(BaseModel):
+    """A document typed by its scene (`Scene.validate_document`), as the indexer takes it:
+    an `id` and every other field kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+
+
+def validate_documents(scene: Scene, raw: list[dict[str, Any]]) -> list[SceneDocument]:
+    """Every document checked against the scene's declared fields, or an `InvalidRequest`
+    naming the first bad one (`documents[i].field`), so nothing is written."""
     if scene.kind != "text":
         raise InvalidRequest(
             f"scene {scene.name!r} holds images: write it with `mmsearch index --scene "
             f"{scene.name}` (the write API takes text scenes)"
         )
-    documents: list[QADocument] = []
+    documents: list[SceneDocument] = []
     seen: dict[str, int] = {}
     for position, body in enumerate(raw):
         try:
-            document = QADocument.model_validate(body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p)[:64] for p in first["loc"]) or "document"
-            raise InvalidRequest(f"documents[{position}].{field}: {first['msg']}") from None
+            document = SceneDocument.model_validate(scene.validate_document(body))
+        except InvalidDocument as exc:
+            raise InvalidDocument(f"documents[{position}].{exc.message}") from None
         if document.id in seen:
-            raise InvalidRequest(
+            raise InvalidDocument(
                 f"documents[{position}].id: duplicate of documents[{seen[document.id]}]"
             )
         seen[document.id] = position

@@ -95,7 +95,7 @@ def test_one_invalid_document_is_a_422_naming_it_and_nothing_is_written(api: Cal
     bad = {"id": "bad-1", "question": "q", "category": ["x" * 1000]}
     status, body, _ = api("POST", UPSERT, {"scene": "qa", "documents": [good, bad]})
     assert status == 422
-    assert body["error"]["code"] == "invalid_request"
+    assert body["error"]["code"] == "invalid_document"
     assert body["error"]["message"].startswith("documents[1].category")
     assert "xxxx" not in body["error"]["message"]  # the value is never echoed
     assert stored(api, ["ok-1", "bad-1"]) == []
