@@ -77,7 +77,8 @@ def load_sets(names: Sequence[str], work: Path, wordnet_size: int) -> list[Label
         elif name == "climate-fever" and (eval_sets.SHARED_DATA / name).is_dir():
             sets.append(eval_sets.climate_fever(work))
         elif name == "wordnet" and WORDNET_DIR.is_dir():
-            sets.append(eval_sets.wordnet_set(work, corpus_size=wordnet_size))
+            queries = min(600, wordnet_size // 4)
+            sets.append(eval_sets.wordnet_set(work, corpus_size=wordnet_size, queries=queries))
         elif name == "tuxpaint":
             from indexing.image_corpus import TUXPAINT_STAMPS
 

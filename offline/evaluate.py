@@ -264,7 +264,7 @@ def index_labelled(
         if progress:
             progress(f"index {labelled.name}", done, len(corpus.documents))
 
-    indexer.run(scene, collection, corpus.documents, on_batch)
+    indexer.run(scene, collection, corpus.documents, on_batch, prune=True)
     texts = (scene.embedding_text(d.model_dump()) for d in corpus.documents)
     save_vocabulary(documents, scene.store, count_terms(texts))
     preprocessor = Preprocessor(encoder, max_chars=settings.max_query_chars)
