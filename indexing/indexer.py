@@ -19,7 +19,7 @@ from typing import Any
 from functions.core.document_store import FINGERPRINT, DocumentStore
 from functions.core.encoder import TextEncoder
 from functions.core.scenes import Scene
-from functions.core.vector_store import VectorRecord, VectorStore
+from functions.core.vector_store import MILVUS_TYPES, VectorRecord, VectorStore
 
 ProgressCallback = Callable[[int], None]
 
@@ -68,6 +68,11 @@ def _settle(write: Future[int], size: int, progress: ProgressCallback | None) ->
     return written
 
 
+def _holds(stored: dict[str, str], scene: Scene) -> bool:
+    """Whether a collection's filterable fields (name -> Milvus type) are the scene's."""
+    return stored == {f: MILVUS_TYPES[t] for f, t in scene.filter_types.items()}
+
+
 def fingerprint(document: dict[str, object], model_sha: str) -> str:
     """Changes whenever the document's content or the model changes."""
     payload = json.dumps(document, sort_keys=True, ensure_ascii=False) + model_sha
@@ -113,12 +118,16 @@ class Indexer:
                 # New (a second model's collection) or dropped: the documents' fingerprints
                 # in MongoDB say nothing about vectors that are not there.
                 stale = True
-            elif not self._vectors.schema_current(name, dim):
-                # Written by an older version (e.g. without the BM25 text) or another model's
-                # dimension: rebuild every vector.
+            elif not self._vectors.schema_current(name, dim) or not _holds(
+                self._vectors.filter_schema(name), scene
+            ):
+                # Written by an older version (e.g. without the BM25 text), another model's
+                # dimension or another scene schema (filterable fields): rebuild every vector.
                 self._vectors.drop(name)
                 stale = True
-            self._vectors.ensure_collection(name, dim, scene.array_filter_fields)
+            self._vectors.ensure_collection(
+                name, dim, scene.array_filter_fields, scene.scalar_filter_fields
+            )
         stored = self._documents.fingerprints(scene.store)
         if stale:
             stored = dict.fromkeys(stored, "")
@@ -179,7 +188,7 @@ class Indexer:
         texts = [scene.embedding_text(b) for b in bodies]
         matrix = self._encoder.embed(texts, batch_size=self._encode_batch_size)
         records = [
-            VectorRecord(str(b["id"]), matrix[row], scene.filter_values(b), texts[row])
+            VectorRecord(str(b["id"]), matrix[row], scene.filter_values(b), scene.bm25_text(b))
             for row, b in enumerate(bodies)
         ]
         return {collection: records}, bodies

@@ -56,6 +56,13 @@ class UnknownScene(ServiceError):
     code = "unknown_scene"
 
 
+class SchemaMismatch(ServiceError):
+    """The stored collection was built for another scene schema than the one declared now."""
+
+    status = 409
+    code = "schema_mismatch"
+
+
 class PayloadTooLarge(ServiceError):
     """The body exceeds the configured limit."""
 

@@ -144,6 +144,11 @@ class Scene(_Strict):
         }
 
     @property
+    def filter_types(self) -> dict[str, str]:
+        """Every filterable field, name -> declared type."""
+        return {f: self.fields[f].type for f in self.filterable}
+
+    @property
     def document_fields(self) -> tuple[str, ...]:
         """Fields a hit's document may carry back."""
         return ("id", *(self.returned or tuple(self.fields)))

@@ -4,17 +4,43 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
+
+from functions.core.scenes import FILTER_MAX_VALUES, FILTER_VALUE_MAX_LENGTH
 
 # Hard ceilings, documented in the OpenAPI schema; Settings may set lower limits.
-FilterText = Annotated[str, Field(max_length=256)]
-FilterValue = FilterText | Annotated[list[FilterText], Field(max_length=64)]
+FilterText = Annotated[str, Field(max_length=FILTER_VALUE_MAX_LENGTH)]
+# Booleans first: a JSON true stays a boolean. Datetimes are ISO 8601 text.
+FilterScalar = StrictBool | StrictInt | StrictFloat | FilterText
+PageToken = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")]
 FieldName = Annotated[str, Field(min_length=1, max_length=64)]
 DocumentId = Annotated[str, Field(min_length=1, max_length=512)]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class FilterRange(_Body):
+    """A range on a number or datetime field; at least one bound."""
+
+    gte: StrictInt | StrictFloat | FilterText | None = None
+    gt: StrictInt | StrictFloat | FilterText | None = None
+    lte: StrictInt | StrictFloat | FilterText | None = None
+    lt: StrictInt | StrictFloat | FilterText | None = None
+
+
+FilterValue = (
+    FilterScalar | Annotated[list[FilterScalar], Field(max_length=FILTER_MAX_VALUES)] | FilterRange
+)
 
 
 class EmbedRequest(_Body):
@@ -63,7 +89,18 @@ class SearchRequest(_Body):
     top_k: int = Field(10, ge=1, le=100)
     user_id: str | None = Field(None, max_length=256)
     filters: dict[FieldName, FilterValue] | None = Field(
-        None, max_length=16, description="Field -> value (or any of a list of values), AND-ed."
+        None,
+        max_length=16,
+        description="Field -> value, any of a list of values, or a range {gte, gt, lte, lt} "
+        "(numbers; datetimes as ISO 8601); AND-ed. Only the scene's filterable fields.",
+    )
+    facets: list[FieldName] | None = Field(
+        None,
+        max_length=8,
+        description="Filterable fields to count values of over the matched candidates.",
+    )
+    page_token: PageToken | None = Field(
+        None, description="The previous response's next_page_token: the next page of hits."
     )
     debug: Debug | None = None
 
@@ -101,6 +138,11 @@ class Hit(BaseModel):
     snippet: Snippet | None = None
 
 
+class FacetCount(BaseModel):
+    value: str | int | float | bool
+    count: int
+
+
 class Spelling(BaseModel):
     """A "did you mean" from the corpus vocabulary; `applied` when the hits are for it."""
 
@@ -133,6 +175,12 @@ class SearchResponse(BaseModel):
     )
     spelling: Spelling | None = Field(
         None, description="A spelling suggestion for the query, and whether it was applied."
+    )
+    next_page_token: str | None = Field(
+        None, description="Send as page_token (same request otherwise) for the next page."
+    )
+    facets: dict[str, list[FacetCount]] | None = Field(
+        None, description="Field -> value counts over the matched candidates, most first."
     )
 
 

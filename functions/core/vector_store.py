@@ -15,10 +15,14 @@ import numpy as np
 from functions.core.errors import (
     IndexNotReady,
     InvalidRequest,
+    SchemaMismatch,
     StoreUnavailable,
     UnsupportedByStore,
 )
+from functions.core.filters import Filters, quote, string_literal
 from functions.core.retries import RetryPolicy
+from functions.core.scenes import FILTER_MAX_VALUES as FILTER_MAX_VALUES
+from functions.core.scenes import FILTER_VALUE_MAX_LENGTH as FILTER_VALUE_MAX_LENGTH
 
 VECTOR_FIELD = "vector"
 TEXT_FIELD = "text"  # the searchable text; Milvus derives the BM25 sparse vector from it
@@ -38,8 +42,15 @@ ID_MAX_LENGTH = 512
 # `stored_id`), up to 4 UTF-8 bytes a character. A collection whose key is shorter was written
 # before the encoding and is rebuilt by the next index run.
 STORED_ID_MAX_BYTES = 4 * ID_MAX_LENGTH
-FILTER_VALUE_MAX_LENGTH = 256
-FILTER_MAX_VALUES = 64
+# Scene field types (functions.core.scenes) as Milvus stores them; datetimes as epoch seconds.
+MILVUS_TYPES = {
+    "keyword_list": "ARRAY",
+    "keyword": "VARCHAR",
+    "integer": "INT64",
+    "datetime": "INT64",
+    "float": "DOUBLE",
+    "boolean": "BOOL",
+}
 # Milvus Lite 2.5 answers UNIMPLEMENTED to aliases (and renames), so batch indexing
 # (indexing/batch/aliases.py) keeps a Lite file's aliases in this collection: {id: alias, target}.
 LITE_ALIASES = "mmsearch_lite_aliases"
@@ -67,8 +78,12 @@ class VectorRecord:
 
     id: str
     vector: Sequence[float] | np.ndarray
-    fields: Mapping[str, list[str]] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)  # Scene.filter_values
     text: str = ""
+
+
+# Filters as a checked `Filters` (functions.core.filters), or {field: [keywords]} on arrays.
+FilterSpec = Mapping[str, list[str]] | Filters
 
 
 @dataclass(frozen=True)
@@ -87,8 +102,16 @@ class VectorStore(Protocol):
     def has_collection(self, collection: str) -> bool:
         """Whether the collection exists."""
 
-    def ensure_collection(self, collection: str, dim: int, array_fields: Sequence[str]) -> None:
-        """Create the collection if absent (idempotent)."""
+    def ensure_collection(
+        self,
+        collection: str,
+        dim: int,
+        array_fields: Sequence[str],
+        scalar_fields: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create the collection if absent (idempotent); `scalar_fields` (name -> scene field
+        type) sit beside the arrays. An existing collection that cannot hold them is refused
+        (`SchemaMismatch`)."""
 
     def upsert(self, collection: str, records: Sequence[VectorRecord]) -> None:
         """Insert or replace records by id."""
@@ -101,7 +124,7 @@ class VectorStore(Protocol):
         collection: str,
         vector: np.ndarray,
         limit: int,
-        filters: Mapping[str, list[str]],
+        filters: FilterSpec,
         *,
         nprobe: int | None = None,
         ef: int | None = None,
@@ -114,7 +137,7 @@ class VectorStore(Protocol):
         collection: str,
         text: str,
         limit: int,
-        filters: Mapping[str, list[str]],
+        filters: FilterSpec,
         *,
         output_fields: Sequence[str] = (),
     ) -> list[Match]:
@@ -126,7 +149,7 @@ class VectorStore(Protocol):
         vector: np.ndarray,
         text: str,
         limit: int,
-        filters: Mapping[str, list[str]],
+        filters: FilterSpec,
         *,
         candidates: int,
         rrf_k: int = 60,
@@ -144,6 +167,9 @@ class VectorStore(Protocol):
     def schema_current(self, collection: str, dim: int | None = None) -> bool:
         """Whether an existing collection has every field this version writes (and vectors
         of `dim` dimensions, when given)."""
+
+    def filter_schema(self, collection: str) -> dict[str, str]:
+        """Filterable fields the collection holds: name -> Milvus type name."""
 
     def count(self, collection: str) -> int:
         """Number of live records."""
@@ -172,17 +198,8 @@ def filter_expression(filters: Mapping[str, list[str]], allowed: Sequence[str]) 
     return " and ".join(clauses)
 
 
-def _string_literal(value: str) -> str:
-    if len(value) > FILTER_VALUE_MAX_LENGTH:
-        raise InvalidRequest(f"filter values are limited to {FILTER_VALUE_MAX_LENGTH} characters")
-    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
-        raise InvalidRequest("filter values must not contain control characters or surrogates")
-    return _quote(value)
-
-
-def _quote(value: str) -> str:
-    # Milvus string literals: double quotes, backslash escapes; nothing else is special.
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+_string_literal = string_literal  # the escaping lives in functions.core.filters
+_quote = quote
 
 
 def stored_id(document_id: str) -> str:
@@ -298,11 +315,19 @@ class MilvusVectorStore:
     def has_collection(self, collection: str) -> bool:
         return bool(self._call("has_collection", collection))
 
-    def ensure_collection(self, collection: str, dim: int, array_fields: Sequence[str]) -> None:
+    def ensure_collection(
+        self,
+        collection: str,
+        dim: int,
+        array_fields: Sequence[str],
+        scalar_fields: Mapping[str, str] | None = None,
+    ) -> None:
         from pymilvus import DataType, Function, FunctionType
 
         self._array_fields[collection] = tuple(array_fields)
+        wanted = {**dict.fromkeys(array_fields, "keyword_list"), **(scalar_fields or {})}
         if self.has_collection(collection):
+            self._check_holds(collection, wanted)
             return
         client = self._connect()
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -316,6 +341,9 @@ class MilvusVectorStore:
                 max_capacity=FILTER_MAX_VALUES,
                 max_length=FILTER_VALUE_MAX_LENGTH,
             )
+        for name, kind in (scalar_fields or {}).items():
+            extra = {"max_length": FILTER_VALUE_MAX_LENGTH} if kind == "keyword" else {}
+            schema.add_field(name, getattr(DataType, MILVUS_TYPES[kind]), **extra)
         if not self.supports_bm25():
             # The text is kept (as on 2.5) and nothing derives sparse vectors from it.
             schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
@@ -440,7 +468,7 @@ class MilvusVectorStore:
         collection: str,
         vector: np.ndarray,
         limit: int,
-        filters: Mapping[str, list[str]],
+        filters: FilterSpec,
         *,
         nprobe: int | None = None,
         ef: int | None = None,
@@ -483,7 +511,7 @@ class MilvusVectorStore:
         collection: str,
         text: str,
         limit: int,
-        filters: Mapping[str, list[str]],
+        filters: FilterSpec,
         *,
         output_fields: Sequence[str] = (),
     ) -> list[Match]:
@@ -512,7 +540,7 @@ class MilvusVectorStore:
         vector: np.ndarray,
         text: str,
         limit: int,
-        filters: Mapping[str, list[str]],
+        filters: FilterSpec,
         *,
         candidates: int,
         rrf_k: int = 60,
@@ -579,9 +607,35 @@ class MilvusVectorStore:
                 found[document_id(str(row["id"]))] = {f: row.get(f) for f in fields}
         return found
 
-    def _expression(self, collection: str, filters: Mapping[str, list[str]]) -> str:
+    def _check_holds(self, collection: str, wanted: Mapping[str, str]) -> None:
+        """Raise `SchemaMismatch` unless the collection stores every field of `wanted`
+        (name -> scene field type) as that type."""
+        held = self.filter_schema(collection)
+        wrong = {n: k for n, k in wanted.items() if MILVUS_TYPES[k] != held.get(n)}
+        if wrong:
+            shown = ", ".join(f"{n} ({k})" for n, k in sorted(wrong.items()))
+            raise SchemaMismatch(
+                f"collection {collection!r} cannot hold the scene's filterable fields {shown}: "
+                "it was built for another schema; re-index the scene to rebuild it"
+            )
+
+    def filter_schema(self, collection: str) -> dict[str, str]:
+        """Filterable fields the collection holds: name -> Milvus type name (ARRAY, DOUBLE,
+        INT64, BOOL, VARCHAR)."""
+        description = self._call("describe_collection", collection)
+        own = {"id", VECTOR_FIELD, TEXT_FIELD, SPARSE_FIELD}
+        return {
+            f["name"]: getattr(f["type"], "name", str(f["type"]))
+            for f in description["fields"]
+            if f["name"] not in own
+        }
+
+    def _expression(self, collection: str, filters: FilterSpec) -> str:
         if not filters:
             return ""
+        if isinstance(filters, Filters):
+            self._check_holds(collection, filters.fields)
+            return filters.expression()
         allowed = self._array_fields.get(collection) or self._describe_array_fields(collection)
         return filter_expression(filters, allowed)
 

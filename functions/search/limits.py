@@ -1,13 +1,18 @@
 """Request limits that a deployment tunes (`MMSEARCH_MAX_*`), checked before any store call.
 
 The request schema holds the hard ceilings (documented in the OpenAPI schema); these are the
-configured limits at or below them."""
+configured limits at or below them. Filters are checked here once, against the scene, into
+the `Filters` object the match layer and the vector store trust."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from functions.core.errors import InvalidRequest
+from functions.core.filters import Filters, compile_filters
+from functions.core.scenes import FILTER_MAX_VALUES, Scene
 from functions.core.schemas import SearchRequest
 from functions.core.settings import Settings
 
@@ -18,7 +23,7 @@ class SearchLimits:
 
     max_top_k: int = 100
     max_filter_fields: int = 4
-    max_filter_values: int = 64
+    max_filter_values: int = FILTER_MAX_VALUES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchLimits:
@@ -28,10 +33,13 @@ class SearchLimits:
         """Raise `InvalidRequest` naming the first limit `request` exceeds."""
         if request.top_k > self.max_top_k:
             raise InvalidRequest(f"top_k: at most {self.max_top_k}")
-        filters = request.filters or {}
-        if len(filters) > self.max_filter_fields:
-            raise InvalidRequest(f"filters: at most {self.max_filter_fields} fields")
-        for name, value in filters.items():
-            count = 1 if isinstance(value, str) else len(value)
-            if not 1 <= count <= self.max_filter_values:
-                raise InvalidRequest(f"filters.{name}: give 1 to {self.max_filter_values} values")
+
+    def filters(self, scene: Scene, filters: Mapping[str, Any] | None) -> Filters:
+        """The request's filters checked against `scene` and these limits (422 naming the
+        field at fault)."""
+        return compile_filters(
+            scene,
+            filters,
+            max_fields=self.max_filter_fields,
+            max_values=self.max_filter_values,
+        )

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from functions.core.pipeline_config import MatchParams
-from functions.core.vector_store import Match, VectorStore
+from functions.core.vector_store import FilterSpec, Match, VectorStore
 
 # The dense and the BM25 search of a hybrid query run side by side (both wait on Milvus).
 _POOL = ThreadPoolExecutor(4, thread_name_prefix="match")
@@ -21,7 +21,7 @@ def match(
     *,
     text: str,
     vector: Callable[[], np.ndarray] | None,
-    filters: Mapping[str, list[str]],
+    filters: FilterSpec,
     limit: int,
     output_fields: Sequence[str] = (),
 ) -> list[Match]:
@@ -79,7 +79,7 @@ def match_in_space(
     text: str,
     vector: Callable[[], np.ndarray] | None,
     image_vector: Callable[[], np.ndarray] | None,
-    filters: Mapping[str, list[str]],
+    filters: FilterSpec,
     limit: int,
     output_fields: Sequence[str] = (),
 ) -> list[Match]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
@@ -11,7 +12,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from functions.core import correlation
-from functions.core.errors import InvalidRequest, ServiceError, UnknownScene
+from functions.core.errors import InvalidRequest, ServiceError
+from functions.core.filters import Filters
 from functions.core.pipeline_config import (
     LAYERS,
     MatchParams,
@@ -20,9 +22,8 @@ from functions.core.pipeline_config import (
     SummaryParams,
 )
 from functions.core.routes import Route
-from functions.core.scenes import Scene, get_scene
+from functions.core.scenes import Scene, current_scenes, get_scene
 from functions.core.schemas import (
-    FilterValue,
     Hit,
     SceneDescription,
     ScenesResponse,
@@ -58,8 +59,11 @@ from functions.search.config_source import (
     ConfigSource,
     FileConfig,
 )
+from functions.search.default_pipeline import default_scene_config
+from functions.search.facets import count_facets, facet_fields
 from functions.search.limits import SearchLimits
 from functions.search.matching import match_in_space
+from functions.search.paging import next_token, page_offset
 from functions.search.ranking import needed_fields, rank
 from functions.search.relevance import RelevanceTables, mode_of
 from functions.search.spelling import VocabularySource
@@ -67,11 +71,6 @@ from functions.search.summarize import query_terms, summarize
 
 logger = Logger(service="mmsearch-search")
 METRICS_NAMESPACE = "mmsearch"
-
-
-def normalize_filters(filters: Mapping[str, FilterValue] | None) -> dict[str, list[str]]:
-    """`{field: value | [values]}` as `{field: [values]}`."""
-    return {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
 
 
 class SearchService:
@@ -115,11 +114,18 @@ class SearchService:
     def search(self, request: SearchRequest) -> SearchResponse:
         """Answer `request`; raises a `ServiceError` subclass for anything the caller can fix.
         A misspelt query is answered for its correction when that finds closer matches."""
-        response = self._search(request)
+        scene = get_scene(request.scene)
+        self._limits.check(request)
+        # Checked once: later layers trust these (and page tokens are bound to them).
+        filters = self._limits.filters(scene, request.filters)
+        facets = facet_fields(scene, request.facets)
+        offset = page_offset(request, scene, filters)
+        page = _Page(request, filters, facets, offset)
+        response = self._search(request, page)
         suggestion = self._suggest(request)
         if suggestion is None:
             return response
-        corrected = self._search(request.model_copy(update={"query": suggestion}))
+        corrected = self._search(request.model_copy(update={"query": suggestion}), page)
         applied = _best(corrected) > _best(response)
         chosen = corrected if applied else response
         return chosen.model_copy(
@@ -142,13 +148,11 @@ class SearchService:
         query = normalize_text(request.query, self._max_query_chars)
         return speller.suggest(query) if speller else None
 
-    def _search(self, request: SearchRequest) -> SearchResponse:
+    def _search(self, request: SearchRequest, page: _Page) -> SearchResponse:
         start = perf_counter()
         scene = get_scene(request.scene)
-        self._limits.check(request)
-        scene_config = self._config.get().scenes.get(scene.name)
-        if scene_config is None:
-            raise UnknownScene(f"scene {scene.name!r} is not in the pipeline configuration")
+        # A declared scene the pipeline configuration does not name runs a default pipeline.
+        scene_config = self._config.get().scenes.get(scene.name) or default_scene_config(scene)
         forced = self._debug.forced(request.debug.experiments if request.debug else None)
         # Anonymous requests are bucketed by their query: the same search, the same order.
         chosen = assign(scene_config, request.user_id or f"query:{request.query}", forced)
@@ -156,7 +160,7 @@ class SearchService:
         matching = scene_config.match.experiments[chosen["match"]].params
         ranking = scene_config.rank.experiments[chosen["rank"]].params
         summary = scene_config.summary.experiments[chosen["summary"]].params
-        filters = normalize_filters(request.filters)
+        window = page.offset + request.top_k  # hits up to the end of this page
         query, vector, image_vector = self._query_vectors(request, scene, qp, matching)
         t_pre = perf_counter()
         # A match experiment naming a model searches that model's collection.
@@ -169,14 +173,14 @@ class SearchService:
             text=query,
             vector=None if vector is None else (lambda: vector),
             image_vector=None if image_vector is None else (lambda: image_vector),
-            filters=filters,
-            limit=request.top_k,
-            output_fields=needed_fields(ranking),
+            filters=page.filters,
+            limit=window + 1,  # one more: is there a next page?
+            output_fields=list(dict.fromkeys([*needed_fields(ranking), *page.facets])),
         )
         t_match = perf_counter()
-        ranked = rank(
-            matches, ranking, request.top_k, lambda ids: self._stored_vectors(collection, ids)
-        )
+        ranked = rank(matches, ranking, window + 1, lambda i: self._stored_vectors(collection, i))
+        more = len(ranked) > window
+        ranked = ranked[page.offset : window]
         t_rank = perf_counter()
         documents, degraded = self._fetch_documents(scene.name, [m.id for m in ranked])
         terms = query_terms(query)
@@ -200,6 +204,10 @@ class SearchService:
             experiments=chosen,
             degraded=degraded,
             weak_match=self._relevance.weak(scene.name, [h.relevance for h in hits]),
+            next_page_token=(
+                next_token(page.request, scene, page.filters, page.offset) if more else None
+            ),
+            facets=count_facets(scene, matches, page.facets) if page.facets else None,
         )
 
     def _fetch_documents(self, scene: str, ids: list[str]) -> tuple[dict[str, Any], bool]:
@@ -250,6 +258,17 @@ class SearchService:
         return Hit(
             id=matched.id, score=matched.score, document=shown, highlights=marks, snippet=snippet
         )
+
+
+@dataclass(frozen=True)
+class _Page:
+    """What `search` checked once for every pass of one request: the filters, the facet
+    fields, the page's offset, and the request as sent (page tokens are bound to it)."""
+
+    request: SearchRequest
+    filters: Filters
+    facets: list[str]
+    offset: int
 
 
 def _best(response: SearchResponse) -> float:
@@ -360,18 +379,20 @@ def routes(service: SearchService) -> list[Route]:
 
     def scenes() -> ScenesResponse:
         """The configured scenes, each layer's experiments and their traffic ratios."""
-        config = service.config
+        configured = service.config.scenes
+        declared = current_scenes()
         return ScenesResponse(
             scenes={
                 name: SceneDescription(
-                    kind=get_scene(name).kind,
-                    query=get_scene(name).query,
+                    kind=scene.kind,
+                    query=scene.query,
                     layers={
-                        layer: {e: x.ratio for e, x in scene.layer(layer).experiments.items()}
+                        layer: {e: x.ratio for e, x in pipeline.layer(layer).experiments.items()}
                         for layer in LAYERS
                     },
                 )
-                for name, scene in config.scenes.items()
+                for name, scene in declared.items()
+                for pipeline in [configured.get(name) or default_scene_config(scene)]
             }
         )
 
