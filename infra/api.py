@@ -39,6 +39,11 @@ ROUTES: dict[str, list[tuple[apigwv2.HttpMethod, str]]] = {
     "preprocess": [(apigwv2.HttpMethod.POST, "/v1/embed")],
     "summary": [(apigwv2.HttpMethod.POST, "/v1/documents:batchGet")],
 }
+# Writes by id (functions/documents), deployed only with `writes=true`: always IAM-signed.
+WRITE_ROUTES: list[tuple[apigwv2.HttpMethod, str]] = [
+    (apigwv2.HttpMethod.POST, "/v1/documents:batchUpsert"),
+    (apigwv2.HttpMethod.POST, "/v1/documents:batchDelete"),
+]
 # Routes the page never calls: IAM-signed callers only unless `private_embed_and_documents`
 # is false (embedding 64 texts is ~9 s of CPU; batchGet reads any stored document).
 INTERNAL_ROUTES = frozenset({"POST /v1/embed", "POST /v1/documents:batchGet"})
@@ -116,7 +121,7 @@ class ApiStack(Stack):
             "MMSEARCH_MODEL_VERSION": storage.model.version,
         }
         model = storage.model.environment(config)
-        secrets = storage.secrets
+        secrets = self._secrets = storage.secrets
         self.functions: dict[str, lambda_.Alias] = {}  # the `live` alias of each function
         self.function_names: dict[str, str] = {}  # their physical names, for other stacks
         if config.split_functions:
@@ -153,6 +158,8 @@ class ApiStack(Stack):
             secrets.grant_read(search, "milvus", "mongo")
             preprocess = summary = search
         self._targets = {"search": search, "preprocess": preprocess, "summary": summary}
+        if config.writes:
+            self._targets["documents"] = self._writer(code, limits | model)
         if config.search_reserved_concurrency is not None:
             cfn_search = search.version.lambda_.node.default_child
             assert isinstance(cfn_search, lambda_.CfnFunction)
@@ -188,6 +195,22 @@ class ApiStack(Stack):
         self.functions[name] = alias
         self.function_names[name] = function_name(self.config.name, name)
         return alias
+
+    def _writer(self, code: CodeSource, environment: dict[str, str]) -> lambda_.Alias:
+        """The documents function: embeds and writes both stores, so it runs the indexing
+        bundle (encoder, both store clients, `indexing/`) and reads the model and both
+        secrets; no reader gains a permission for it."""
+        secrets = self._secrets
+        writer = self._function(
+            "documents",
+            code,
+            environment | secrets.environment("milvus", "mongo"),
+            handler=HANDLERS["documents"],
+            bundle="indexing",
+        )
+        self._read_models(writer)
+        secrets.grant_read(writer, "milvus", "mongo")
+        return writer
 
     def _read_models(self, function: lambda_.Alias) -> None:
         """Read access to this model's objects and nothing else: the runtime fetches the files
@@ -271,13 +294,18 @@ class ApiStack(Stack):
         behind IAM when `private_embed_and_documents`."""
         private = authorizers.HttpIamAuthorizer()
         settings: dict[str, dict[str, float]] = {}
-        for name, routes in ROUTES.items():
+        table = {**ROUTES, "documents": WRITE_ROUTES}
+        for name, routes in table.items():
+            if name not in self._targets:
+                continue  # the documents function exists only with `writes=true`
             target = integrations.HttpLambdaIntegration(
                 f"{name.title()}Integration", self._targets[name]
             )
             for method, path in routes:
                 key = f"{method.value} {path}"
-                internal = key in INTERNAL_ROUTES and self.config.private_embed_and_documents
+                internal = name == "documents" or (
+                    key in INTERNAL_ROUTES and self.config.private_embed_and_documents
+                )
                 for route in api.add_routes(
                     path=path,
                     methods=[method],

@@ -23,6 +23,7 @@ HANDLERS: dict[str, str] = {
     "search": "functions.search.handler.handler",
     "summary": "functions.summary.handler.handler",
     "composed": "functions.composed.handler.handler",
+    "documents": "functions.documents.handler.handler",
 }
 
 

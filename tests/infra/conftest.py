@@ -82,6 +82,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "existing_buckets": True,
         "private_embed_and_documents": False,
         "web_origin": "https://search.example.com",
+        "writes": True,  # the write routes stay IAM-only under JWT auth
         "model_version": "0123456789ab",
     },
 }

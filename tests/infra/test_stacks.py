@@ -311,7 +311,8 @@ def test_jwt_and_iam_auth_protect_every_route(jwt, one):
     )
     for template, kind in ((jwt["api"], "JWT"), (one["api"], "AWS_IAM")):
         for route in template.find_resources("AWS::ApiGatewayV2::Route").values():
-            assert route["Properties"]["AuthorizationType"] == kind
+            if route["Properties"]["RouteKey"] not in WRITE_KEYS:  # IAM whatever `auth` is
+                assert route["Properties"]["AuthorizationType"] == kind
 
 
 def test_functions_can_be_placed_in_a_vpc(one):
@@ -625,7 +626,41 @@ def test_embed_and_batch_get_take_iam_signed_callers_only_by_default(split, jwt)
     }
     # private_embed_and_documents=false: they follow `auth` like every other route.
     for route in jwt["api"].find_resources("AWS::ApiGatewayV2::Route").values():
-        assert route["Properties"]["AuthorizationType"] == "JWT"
+        if route["Properties"]["RouteKey"] not in WRITE_KEYS:
+            assert route["Properties"]["AuthorizationType"] == "JWT"
+
+
+WRITE_KEYS = {"POST /v1/documents:batchUpsert", "POST /v1/documents:batchDelete"}
+
+
+def test_writes_are_off_by_default_and_when_on_take_iam_signed_callers_only(split, jwt):
+    """Without `writes` no write route or documents function exists; with it (the jwt variant)
+    the two routes go to the documents function's alias behind IAM although `auth` is jwt,
+    and only that function gains the model and both secrets."""
+    routes = split["api"].find_resources("AWS::ApiGatewayV2::Route").values()
+    assert not WRITE_KEYS & {r["Properties"]["RouteKey"] for r in routes}
+    assert "functions.documents.handler.handler" not in functions_by_handler(split["api"])
+    template = jwt["api"]
+    routes = {
+        r["Properties"]["RouteKey"]: r
+        for r in template.find_resources("AWS::ApiGatewayV2::Route").values()
+    }
+    integrations = template.find_resources("AWS::ApiGatewayV2::Integration")
+    for key in WRITE_KEYS:
+        assert routes[key]["Properties"]["AuthorizationType"] == "AWS_IAM"
+        target = routes[key]["Properties"]["Target"]["Fn::Join"][1][1]["Ref"]
+        assert "DocumentsLive" in json.dumps(integrations[target]["Properties"]["IntegrationUri"])
+    (stage,) = template.find_resources("AWS::ApiGatewayV2::Stage").values()
+    assert set(stage["Properties"]["RouteSettings"]) >= WRITE_KEYS
+    functions = functions_by_handler(template)
+    writer = functions["functions.documents.handler.handler"]
+    variables = writer["Environment"]["Variables"]
+    assert "MMSEARCH_MODEL_S3_URI" in variables
+    assert sum(v.startswith("MMSEARCH_") and v.endswith("_SECRET") for v in variables) == 2
+    actions = actions_of(policy_statements(template, writer["Role"]["Fn::GetAtt"][0]))
+    assert {"s3:GetObject", "secretsmanager:GetSecretValue"} <= actions
+    search = functions["functions.search.handler.handler"]["Environment"]["Variables"]
+    assert sum(v.endswith("_SECRET") for v in search) == 1  # readers keep their one store
 
 
 def test_search_gets_reserved_concurrency_only_when_asked(split, one):
