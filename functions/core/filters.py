@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from functions.core.errors import InvalidRequest
 from functions.core.scenes import (
     FILTER_MAX_VALUES,
@@ -93,6 +95,8 @@ def compile_filters(
 
 
 def _clause(where: str, name: str, kind: str, value: Any, max_values: int) -> Clause:
+    if isinstance(value, BaseModel):  # a FilterRange of a parsed request
+        value = value.model_dump(exclude_none=True)
     if isinstance(value, Mapping):
         if kind not in NUMERIC:
             raise InvalidRequest(f"{where}: a range needs a number or datetime field ({kind})")

@@ -12,6 +12,7 @@ import json
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +59,18 @@ class SceneField(_Strict):
     type: FieldType
     required: bool = False
     default: Any = Field(None, description="Stored when absent (filterable fields need one).")
+
+
+@dataclass(frozen=True)
+class SceneDocument:
+    """A document checked against its scene, in the shape the indexer writes (`id`,
+    `model_dump()`)."""
+
+    id: str
+    body: dict[str, Any]
+
+    def model_dump(self) -> dict[str, Any]:
+        return dict(self.body)
 
 
 class Scene(_Strict):
@@ -205,6 +218,11 @@ class Scene(_Strict):
             typed[name] = coerce_value(name, field.type, value, filterable=name in self.filterable)
         self.filter_values(typed)  # a filterable field without a value or default fails here
         return typed
+
+    def document(self, raw: Mapping[str, Any]) -> SceneDocument:
+        """`raw` validated (`validate_document`) as the indexer takes it."""
+        typed = self.validate_document(raw)
+        return SceneDocument(typed["id"], typed)
 
     def fingerprint(self) -> str:
         """A short hash of what the vector collection must hold (filterable fields and their

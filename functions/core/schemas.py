@@ -198,8 +198,12 @@ class DocumentsResponse(BaseModel):
 
 
 class SceneDescription(BaseModel):
-    kind: Literal["text", "image"]
+    kind: Literal["text", "image", "both"]
     query: Literal["text", "image"]
+    filterable: dict[str, str] = Field(
+        default_factory=dict, description="Fields a search may filter and facet on -> type."
+    )
+    max_results: int = Field(1000, description="How deep pages may go (offset + top_k).")
     layers: dict[str, dict[str, float]] = Field(description="Layer -> experiment -> ratio.")
 
 

@@ -58,7 +58,7 @@ def match(
             text,
             limit,
             filters,
-            candidates=params.candidates,
+            candidates=limit,  # each side: at least the hits asked for (deep pages)
             rrf_k=params.rrf_k,
             nprobe=params.nprobe,
             ef=params.ef,

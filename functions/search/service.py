@@ -386,6 +386,8 @@ def routes(service: SearchService) -> list[Route]:
                 name: SceneDescription(
                     kind=scene.kind,
                     query=scene.query,
+                    filterable=scene.filter_types,
+                    max_results=scene.max_results,
                     layers={
                         layer: {e: x.ratio for e, x in pipeline.layer(layer).experiments.items()}
                         for layer in LAYERS
