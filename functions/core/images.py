@@ -3,7 +3,8 @@
 Differences from CLIPImageProcessor, all deliberate: the EXIF orientation is applied (a phone
 photo is embedded upright; transformers ignores the tag); 16-bit grayscale keeps its high
 byte, as Pillow does for 16-bit colour, where Pillow's convert("RGB") would clip it to white;
-and an image more than `decode_scale` times the model's input size is decoded reduced (JPEG's
+and an image more than `decode_scale` times the model's input size (and over 1,024 px on its
+shortest side) is decoded reduced (JPEG's
 DCT scaling, else a box reduction strip by strip), so memory follows the model's input, not the
 upload: a 6,324 x 6,324 RGBA PNG raised peak memory by ~760 MB before, ~170 MB now.
 """
@@ -29,6 +30,9 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # limit admits in 8-bit colour, bounded by what decoding it costs rather than by its pixels.
 DEFAULT_MAX_DECODED_BYTES = 160_000_000
 DEFAULT_DECODE_SCALE = 2.0
+# Never reduce below this side: ordinary photos decode at full size (CLIPImageProcessor's exact
+# path); only images far larger than any model input are reduced, where memory matters.
+MIN_DECODE_SIDE = 1024
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")  # GIF: its first frame
 _STRIP_BYTES = 4 * 2**20  # rows converted at a time, so no full-size copy is ever made
 _ORIENTATION = 0x0112
@@ -55,6 +59,7 @@ class ImagePreprocessor:
         max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
         budget: MemoryBudget | None = None,
         decode_scale: float | None = DEFAULT_DECODE_SCALE,
+        min_decode_side: int = MIN_DECODE_SIDE,
     ):
         self.params = params
         self.max_pixels = max_pixels
@@ -62,7 +67,11 @@ class ImagePreprocessor:
         self.max_decoded_bytes = min(max_decoded_bytes, self.budget.capacity)
         self.output_size = _output_size(params)
         # Shortest side an image is decoded at (None: full size, exact CLIPImageProcessor).
-        self.min_side = None if decode_scale is None else math.ceil(decode_scale * _side(params))
+        self.min_side = (
+            None
+            if decode_scale is None
+            else max(min_decode_side, math.ceil(decode_scale * _side(params)))
+        )
         self._mean = np.array(params.image_mean, dtype=np.float32)[:, None, None]
         self._std = np.array(params.image_std, dtype=np.float32)[:, None, None]
 

@@ -129,9 +129,18 @@ def test_images_up_to_twice_the_input_size_are_decoded_at_full_size(case: str) -
     np.testing.assert_array_equal(ImagePreprocessor(CONFIGS["clip-224"]).preprocess([data]), exact)
 
 
-def test_a_large_image_is_decoded_reduced_and_stays_close_to_full_decoding() -> None:
+def test_an_ordinary_photo_is_decoded_at_full_size() -> None:
+    # Reduction starts above 1,024 px on the shortest side: a 3,000 x 2,000 photo is exact.
     data = CASES["large-3000x2000"][0]
     preprocessor = ImagePreprocessor(CONFIGS["clip-224"])
+    assert preprocessor.decode(data).size == (3000, 2000)
+    exact = ImagePreprocessor(CONFIGS["clip-224"], decode_scale=None).preprocess([data])
+    np.testing.assert_array_equal(preprocessor.preprocess([data]), exact)
+
+
+def test_a_large_image_is_decoded_reduced_and_stays_close_to_full_decoding() -> None:
+    data = CASES["large-3000x2000"][0]
+    preprocessor = ImagePreprocessor(CONFIGS["clip-224"], min_decode_side=0)
     assert preprocessor.decode(data).size == (750, 500)  # JPEG DCT scaling 1/4, short side >= 448
     reduced = preprocessor.preprocess([data])
     exact = ImagePreprocessor(CONFIGS["clip-224"], decode_scale=None).preprocess([data])
