@@ -55,11 +55,9 @@ _SEARCH = (
     *("pymilvus", "pymongo"),
 )
 _EVERYTHING = tuple(dict.fromkeys(_ENCODING + _SEARCH))
-# Indexing embeds and writes both stores; it serves no HTTP and suggests no spellings.
-_INDEXING = (
-    *("onnxruntime", "tokenizers", "numpy", "pillow", "pydantic", "aws-lambda-powertools"),
-    *("pyyaml", "snowballstemmer", "pymilvus", "pymongo"),
-)
+# Indexing embeds and writes both stores; the documents function (writes, `-c writes=true`)
+# runs this bundle too and serves HTTP. Neither suggests spellings.
+_INDEXING = (*_ENCODING, "snowballstemmer", "pymilvus", "pymongo")
 DEPENDENCIES: dict[BundleName, tuple[str, ...]] = {
     "preprocess": _ENCODING,
     "search": _SEARCH,

@@ -69,7 +69,10 @@ IMPORTS: dict[BundleName, list[str]] = {
     "search": ["functions.search.service", "functions.search.clients", "pymilvus", "pymongo"],
     "composed": ["functions.composed.app", "functions.composed.asgi_lambda", "pymilvus"],
     "summary": ["functions.summary.service", "functions.core.connection", "pymongo"],
-    "indexing": ["indexing.indexer", "indexing.image_indexer", "pymilvus", "pymongo"],
+    "indexing": [
+        *("indexing.indexer", "indexing.image_indexer", "indexing.batch.handler", "pymilvus"),
+        *("functions.documents.service", "functions.core.lambda_http"),  # the writes function
+    ],
 }
 
 
