@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from functions.core.scenes import InvalidDocument, Scene, SceneDocument
 from functions.core.vector_store import FILTER_MAX_VALUES, FILTER_VALUE_MAX_LENGTH, ID_MAX_LENGTH
 
 
@@ -40,6 +41,17 @@ class QADocument(BaseModel):
         return short_filter_values(value, "categories")
 
 
+def scene_document(scene: Scene, raw: Any) -> SceneDocument:
+    """`raw` checked against the scene's declared fields (`InvalidDocument` names the bad
+    one), absent text fields as "" and keyword lists as [] (as QADocument always stored them,
+    so fingerprints, and therefore re-runs, agree with corpora indexed before)."""
+    document = scene.document(raw)
+    for name, field in scene.fields.items():
+        if name not in document.body and field.type in ("text", "keyword_list"):
+            document.body[name] = "" if field.type == "text" else []
+    return document
+
+
 def short_filter_values(values: list[str], what: str) -> list[str]:
     """`values` if each fits a Milvus filter field, else a ValueError naming `what`."""
     if any(len(v) > FILTER_VALUE_MAX_LENGTH for v in values):
@@ -59,7 +71,7 @@ class InvalidRecord:
 class Corpus:
     """Valid documents in input order, plus the lines that were refused."""
 
-    documents: list[QADocument]
+    documents: list[Any]  # QADocument, or SceneDocument when read for a declared scene
     invalid: list[InvalidRecord]
 
 
@@ -99,9 +111,10 @@ def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | InvalidReco
             yield number, _from_beir(raw)
 
 
-def read_corpus(path: Path) -> Corpus:
-    """Validate every line; duplicate ids are refused (the first occurrence is kept)."""
-    documents: list[QADocument] = []
+def read_corpus(path: Path, scene: Scene | None = None) -> Corpus:
+    """Validate every line (against `scene`'s declared fields, or as a QA document); duplicate
+    ids are refused (the first occurrence is kept)."""
+    documents: list[Any] = []
     invalid: list[InvalidRecord] = []
     seen: dict[str, int] = {}
     for number, raw in iter_records(path):
@@ -109,11 +122,16 @@ def read_corpus(path: Path) -> Corpus:
             invalid.append(raw)
             continue
         try:
-            document = QADocument.model_validate(raw)
+            document = (
+                QADocument.model_validate(raw) if scene is None else scene_document(scene, raw)
+            )
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "record"
             invalid.append(InvalidRecord(number, f"{where}: {first['msg']}"))
+            continue
+        except InvalidDocument as exc:
+            invalid.append(InvalidRecord(number, exc.message))
             continue
         if document.id in seen:
             invalid.append(

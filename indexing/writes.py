@@ -114,11 +114,14 @@ class DocumentWriter:
         collections = self._indexer.collections(collection)
         vectors = self._indexer._vectors
         for name, dim in collections.items():
-            if not vectors.has_collection(name):
-                vectors.ensure_collection(name, dim, scene.array_filter_fields)
-            elif not vectors.schema_current(name, dim):
+            if vectors.has_collection(name) and not vectors.schema_current(name, dim):
                 raise IndexOutdated(
                     f"scene {scene.name!r} was indexed by another model or an older version: "
                     "run a full `mmsearch index` of it before writing by id"
                 )
+            # Creates the first write's collection; refuses (409 schema_mismatch) one whose
+            # filterable fields are not the scene's declared ones.
+            vectors.ensure_collection(
+                name, dim, scene.array_filter_fields, scene.scalar_filter_fields
+            )
         return collections

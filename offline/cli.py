@@ -213,9 +213,10 @@ def _index_delta(path: Path, scene_name: str, strict: bool, as_json: bool) -> No
     from offline import delta
 
     try:
-        if get_scene(scene_name).kind != "text":
+        scene = get_scene(scene_name)
+        if scene.kind == "image":
             raise _fail("--mode upsert takes text scenes; re-index image scenes in full", 2)
-        corpus = read_corpus(path)
+        corpus = read_corpus(path, scene)
     except (ServiceError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     for record in corpus.invalid[:20]:
@@ -330,7 +331,9 @@ def _index(
 
     try:
         scene = get_scene(scene_name)
-        corpus: Any = read_corpus(path) if scene.kind == "text" else _read_images(settings, path)
+        corpus: Any = (
+            read_corpus(path, scene) if scene.kind != "image" else _read_images(settings, path)
+        )
     except (ServiceError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     for record in corpus.invalid[:20]:

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from functions.core.document_store import DocumentStore
 from functions.core.encoder import TextEncoder
 from functions.core.errors import InvalidRequest
 from functions.core.routes import Route
-from functions.core.scenes import InvalidDocument, Scene, get_scene
+from functions.core.scenes import InvalidDocument, Scene, SceneDocument, get_scene
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_document_store, open_vector_store
 from functions.documents.schemas import (
@@ -28,23 +26,15 @@ from functions.documents.schemas import (
     UpsertRequest,
     UpsertResponse,
 )
+from indexing.corpus import scene_document
 from indexing.indexer import Indexer
 from indexing.writes import DocumentWriter
-
-
-class SceneDocument(BaseModel):
-    """A document typed by its scene (`Scene.validate_document`), as the indexer takes it:
-    an `id` and every other field kept."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str
 
 
 def validate_documents(scene: Scene, raw: list[dict[str, Any]]) -> list[SceneDocument]:
     """Every document checked against the scene's declared fields, or an `InvalidRequest`
     naming the first bad one (`documents[i].field`), so nothing is written."""
-    if scene.kind != "text":
+    if scene.kind == "image":
         raise InvalidRequest(
             f"scene {scene.name!r} holds images: write it with `mmsearch index --scene "
             f"{scene.name}` (the write API takes text scenes)"
@@ -53,7 +43,7 @@ def validate_documents(scene: Scene, raw: list[dict[str, Any]]) -> list[SceneDoc
     seen: dict[str, int] = {}
     for position, body in enumerate(raw):
         try:
-            document = SceneDocument.model_validate(scene.validate_document(body))
+            document = scene_document(scene, body)
         except InvalidDocument as exc:
             raise InvalidDocument(f"documents[{position}].{exc.message}") from None
         if document.id in seen:

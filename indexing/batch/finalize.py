@@ -19,12 +19,13 @@ from indexing.indexer import IndexVerificationError
 def run_ids(plan: RunPlan, split: Split, objects: ObjectStore) -> list[str]:
     """Every document id of the run, read back from its shards."""
     listed = json.loads(objects.read(plan.bucket, split.manifest_key))
-    image_run = batch_scene(plan.scene).kind == "image"
+    scene = batch_scene(plan.scene)
+    image_run = scene.kind == "image"
     ids: list[str] = []
     for entry in listed:
         shard = ShardRef.model_validate(entry)
         data = objects.read(plan.bucket, shard.key)
-        docs = read_image_shard(data) if image_run else parse_corpus(data).documents
+        docs = read_image_shard(data) if image_run else parse_corpus(data, scene).documents
         ids.extend(d.id for d in docs)
     return ids
 

@@ -45,7 +45,7 @@ def batch_scene(name: str) -> Scene:
 def text_scene(name: str) -> Scene:
     """The scene named, if it is a text scene (what the SageMaker branch embeds)."""
     scene = batch_scene(name)
-    if scene.kind != "text":
+    if scene.kind == "image":
         raise InvalidCorpus(f"scene {name!r} indexes images: its shards embed on Lambda")
     return scene
 
@@ -82,7 +82,7 @@ def validate(request: RunRequest, objects: ObjectStore, settings: BatchSettings)
         content, documents, refused = images.digest.encode(), images.documents, images.invalid
     else:
         content = objects.read(bucket, key)
-        corpus = parse_corpus(content)
+        corpus = parse_corpus(content, scene)
         documents, refused = list(corpus.documents), corpus.invalid
     alias = collection_name(settings, scene)
     identity = run_id(content, alias, model_identity(settings, scene))
@@ -133,12 +133,12 @@ def split(
         documents: list[Any] = read_image_shard(objects.read(plan.bucket, valid_images_key(plan)))
         body: Callable[[Sequence[Any]], bytes] = image_shard_body
     else:
-        documents = list(parse_corpus(objects.read(input_bucket, input_key)).documents)
+        documents = list(parse_corpus(objects.read(input_bucket, input_key), scene).documents)
         body = shard_body
     if len(documents) != plan.valid:
         raise InvalidCorpus(f"{plan.input} changed since validation; start a new run")
     # SageMaker's processing jobs embed text shards; image runs stay on Lambda.
-    sagemaker = scene.kind == "text" and plan.valid >= settings.sagemaker_min_docs
+    sagemaker = scene.kind != "image" and plan.valid >= settings.sagemaker_min_docs
     size = settings.sagemaker_shard_docs if sagemaker else settings.shard_docs
     shards = []
     for index, start in enumerate(range(0, len(documents), size)):
@@ -150,7 +150,7 @@ def split(
     manifest = json.dumps([s.model_dump() for s in shards]).encode()
     objects.write(plan.bucket, manifest_key, manifest, "application/json")
     for name, dim in dims.items():
-        vectors.ensure_collection(name, dim, scene.array_filter_fields)
+        vectors.ensure_collection(name, dim, scene.array_filter_fields, scene.scalar_filter_fields)
         vectors.build_index(name)
     return Split(
         manifest_key=manifest_key,

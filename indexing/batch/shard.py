@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from typing import Any
 from functions.core.scenes import Scene
 from indexing.batch.events import RunPlan, ShardRef, ShardResult
 from indexing.batch.objects import ObjectStore
-from indexing.corpus import Corpus, QADocument, read_corpus
+from indexing.corpus import Corpus, read_corpus
 from indexing.indexer import Indexer
 
 
@@ -26,7 +27,9 @@ class ShardIndexer(Indexer):
         """Embed and write the shard's new or changed documents; returns how many."""
         collections = self.collections(collection)
         for name, dim in collections.items():
-            self._vectors.ensure_collection(name, dim, scene.array_filter_fields)
+            self._vectors.ensure_collection(
+                name, dim, scene.array_filter_fields, scene.scalar_filter_fields
+            )
         stored = self._documents.fingerprints(scene.store)
         embedded = 0
         for offset in range(0, len(docs), self._batch_size):
@@ -41,17 +44,19 @@ class ShardIndexer(Indexer):
         return embedded
 
 
-def parse_corpus(data: bytes) -> Corpus:
-    """Validate JSON lines held in memory, exactly as `mmsearch index` validates a file."""
+def parse_corpus(data: bytes, scene: Scene | None = None) -> Corpus:
+    """Validate JSON lines held in memory (against `scene`'s declared fields), exactly as
+    `mmsearch index` validates a file."""
     with tempfile.TemporaryDirectory(prefix="mmsearch-corpus-") as folder:
         path = Path(folder) / "corpus.jsonl"
         path.write_bytes(data)
-        return read_corpus(path)
+        return read_corpus(path, scene)
 
 
-def shard_body(docs: Sequence[QADocument]) -> bytes:
-    """A shard as JSON lines, readable by `read_corpus`."""
-    return b"".join(d.model_dump_json().encode("utf-8") + b"\n" for d in docs)
+def shard_body(docs: Sequence[Any]) -> bytes:
+    """A shard as JSON lines, readable by `read_corpus` (QA or declared-scene documents)."""
+    lines = (json.dumps(d.model_dump(), ensure_ascii=False) + "\n" for d in docs)
+    return "".join(lines).encode("utf-8")
 
 
 def index_shard_file(
@@ -59,7 +64,7 @@ def index_shard_file(
 ) -> ShardResult:
     """Index one shard file (the SageMaker processing job's unit of work)."""
     start = time.perf_counter()
-    corpus = read_corpus(path)
+    corpus = read_corpus(path, scene)
     if corpus.invalid:
         first = corpus.invalid[0]
         raise ValueError(f"shard {path} has invalid line {first.line}: {first.reason}")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from functions.core.encoder import TextEncoder
-from functions.core.scenes import QA
+from functions.core.scenes import QA, SCENES_FILE_ENV
 from functions.core.settings import Settings
 from functions.core.stores import collection_name, open_document_store, open_vector_store
 from functions.documents import service as writes
@@ -193,3 +194,53 @@ def test_the_local_server_serves_writes_and_lambda_does_not_unless_told(
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "mmsearch-search")
     assert not writes_enabled(settings)
     assert writes_enabled(settings.model_copy(update={"writes": True}))
+
+
+def test_a_declared_catalogue_scene_is_written_updated_and_deleted_by_id(
+    settings: Settings,
+    encoder: TextEncoder,
+    door: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scene added by configuration alone (tests/functions/test_catalogue_scene.py's YAML):
+    typed fields checked by name, filters on what was written, updates and deletes seen."""
+    from tests.functions.test_catalogue_scene import CATALOGUE_YAML, products
+
+    (tmp_path / "scenes.yaml").write_text(CATALOGUE_YAML)
+    monkeypatch.setenv(SCENES_FILE_ENV, str(tmp_path / "scenes.yaml"))
+    settings = settings.model_copy(update={"nlist": 16})  # every list probed: exact filtering
+    api = front_door(
+        door,
+        writes.routes(writes.build_writer(settings, encoder)) + search_routes(settings),
+    )
+    rows = products()[:40]
+    bad = [rows[0], {**rows[1], "price": "cheap"}]
+    status, body, _ = api("POST", UPSERT, {"scene": "catalogue", "documents": bad})
+    assert status == 422 and body["error"]["message"].startswith("documents[1].price")
+    status, body, _ = api("POST", UPSERT, {"scene": "catalogue", "documents": rows})
+    assert (status, body["written"]) == (200, 40), body
+
+    def cobalt_in_range() -> set[str]:
+        request = {
+            "scene": "catalogue",
+            "query": "something for the kitchen",
+            "top_k": 50,
+            "filters": {"brand": "Cobalt", "price": {"gte": 20, "lte": 150}},
+        }
+        status, found, _ = api("POST", "/v1/search", request)
+        assert status == 200, found
+        return {h["id"] for h in found["hits"]}
+
+    expected = {p["id"] for p in rows if p["brand"] == "Cobalt" and 20 <= p["price"] <= 150}
+    assert expected and cobalt_in_range() == expected
+    moved = next(p for p in rows if p["id"] in expected)
+    status, body, _ = api(
+        "POST", UPSERT, {"scene": "catalogue", "documents": [{**moved, "price": 999.0}]}
+    )
+    assert (status, body["written"]) == (200, 1)
+    assert cobalt_in_range() == expected - {moved["id"]}
+    gone = sorted(expected - {moved["id"]})[0]
+    status, body, _ = api("POST", DELETE, {"scene": "catalogue", "ids": [gone]})
+    assert (status, body["deleted"]) == (200, 1)
+    assert cobalt_in_range() == expected - {moved["id"], gone}
