@@ -37,11 +37,21 @@ def count_facets(
         tally: Counter[Any] = Counter()
         for match in unique:
             value = match.fields.get(name)
-            values = value if isinstance(value, list) else [] if value is None else [value]
+            values = _values(value)
             tally.update(set(_shown(kind, v) for v in values))
         ordered = sorted(tally.items(), key=lambda item: (-item[1], str(item[0])))
         counts[name] = [FacetCount(value=v, count=c) for v, c in ordered[:FACET_MAX_VALUES]]
     return counts
+
+
+def _values(value: Any) -> list[Any]:
+    """A stored field's values: pymilvus returns an ARRAY field as a protobuf repeated
+    container, not a list."""
+    if value is None:
+        return []
+    if isinstance(value, str | int | float | bool):
+        return [value]
+    return list(value)
 
 
 def _shown(kind: str, value: Any) -> Any:

@@ -143,7 +143,9 @@ def test_a_collection_built_for_another_schema_is_refused_with_a_clear_message(
     name = f"s{uuid.uuid4().hex[:10]}"
     store.ensure_collection(name, 4, SCENE.array_filter_fields, SCENE.scalar_filter_fields)
     assert store.filter_schema(name)["price"] == "DOUBLE"
-    doc = SCENE.validate_document({"id": "1", "title": "t", "brand": "A", "price": 3})
+    doc = SCENE.validate_document(
+        {"id": "1", "title": "t", "brand": "A", "price": 3, "tags": ["x", "y"]}
+    )
     store.upsert(name, [VectorRecord("1", np.ones(4), SCENE.filter_values(doc), "t")])
     store.build_index(name)
     changed = parse_scenes(
@@ -155,7 +157,17 @@ def test_a_collection_built_for_another_schema_is_refused_with_a_clear_message(
     # A search filtering on the changed field says so too, instead of a Milvus error.
     with pytest.raises(SchemaMismatch):
         store.search(name, np.ones(4), 5, compile_filters(changed, {"price": 3}))
-    hits = store.search(name, np.ones(4), 5, compile_filters(SCENE, {"price": {"gte": 3}}))
+    hits = store.search(
+        name,
+        np.ones(4),
+        5,
+        compile_filters(SCENE, {"price": {"gte": 3}}),
+        output_fields=["tags", "brand"],
+    )
     assert [h.id for h in hits] == ["1"]
+    # Facets over what Milvus returns (an ARRAY field comes back as a protobuf container).
+    counts = count_facets(SCENE, hits, ["tags", "brand"])
+    assert [(f.value, f.count) for f in counts["brand"]] == [("A", 1)]
+    assert [(f.value, f.count) for f in counts["tags"]] == [("x", 1), ("y", 1)]
     assert QA.fingerprint() != SCENE.fingerprint()
     store.drop(name)
