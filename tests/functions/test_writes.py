@@ -244,3 +244,31 @@ def test_a_declared_catalogue_scene_is_written_updated_and_deleted_by_id(
     status, body, _ = api("POST", DELETE, {"scene": "catalogue", "ids": [gone]})
     assert (status, body["deleted"]) == (200, 1)
     assert cobalt_in_range() == expected - {moved["id"], gone}
+
+
+def test_the_documents_lambda_entry_point_initialises_from_its_environment_and_writes(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `-c writes=true` deploys: the handler module built from MMSEARCH_* variables alone
+    (init opens both stores and the model once), serving an API Gateway event."""
+    import importlib
+    import sys
+
+    from functions.core.apigw import http_event, response_json
+
+    assert settings.mongo_uri is not None
+    for name, value in {
+        "MMSEARCH_HOME": str(settings.home),
+        "MMSEARCH_MODEL_DIR": str(settings.resolved_model_dir),
+        "MMSEARCH_MILVUS_URI": str(settings.milvus_uri),
+        "MMSEARCH_MONGO_URI": settings.mongo_uri.get_secret_value(),
+        "MMSEARCH_COLLECTION_PREFIX": settings.collection_prefix,
+    }.items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("functions.documents.handler", None)
+    module = importlib.import_module("functions.documents.handler")
+    body = {"scene": "qa", "documents": fixture_documents()[:2]}
+    response = module.handler(http_event("POST", UPSERT, body), None)
+    assert response["statusCode"] == 200, response
+    assert response_json(response)["written"] == 2
+    assert open_document_store(settings).count(QA.store) == 2
