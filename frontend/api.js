@@ -100,6 +100,20 @@ function spellingOf(value) {
   return { suggestion: value.suggestion, applied: value.applied === true };
 }
 
+/** `{field: [{value, count}]}` with well-formed entries only; {} when absent. */
+function facetsOf(value) {
+  if (!value || typeof value !== "object") return {};
+  const facets = {};
+  for (const [field, counts] of Object.entries(value)) {
+    if (!Array.isArray(counts)) continue;
+    facets[field] = counts.filter(
+      (c) => c && ["string", "number", "boolean"].includes(typeof c.value)
+        && Number.isInteger(c.count),
+    );
+  }
+  return facets;
+}
+
 /**
  * Search a scene; with `image` (a Blob) the image is uploaded as multipart/form-data (scene
  * i2i). Returns `{hits, timings_ms, experiments, weakMatch, spelling}`; fields a server does
@@ -107,7 +121,8 @@ function spellingOf(value) {
  * Throws ApiError for non-2xx answers, unreadable bodies and network failures.
  */
 export async function search({
-  scene, query, image = null, topK = 10, filters = null, userId = null, forced = {}, signal,
+  scene, query, image = null, topK = 10, filters = null, facets = null, userId = null,
+  forced = {}, signal,
 } = {}) {
   const debug = Object.keys(forced).length > 0 ? { experiments: forced } : undefined;
   let request;
@@ -124,6 +139,7 @@ export async function search({
     const body = { scene, query, top_k: topK, debug };
     if (userId) body.user_id = userId;
     if (filters) body.filters = filters;
+    if (facets) body.facets = facets;
     request = jsonRequest(body);
   }
   const body = await post("/v1/search", request, signal);
@@ -134,6 +150,7 @@ export async function search({
     experiments: body.experiments ?? {},
     weakMatch: body.weak_match === true,
     spelling: spellingOf(body.spelling),
+    facets: facetsOf(body.facets),
   };
 }
 

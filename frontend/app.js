@@ -136,7 +136,7 @@ function askFor(count) {
   return Math.min(count + 1, MAX_RESULTS);
 }
 
-function request(next, topK, signal) {
+function request(next, topK, signal, facets = null) {
   const byImage = Boolean(next.like || next.upload);
   return queryImageFor(next, signal).then((image) =>
     search({
@@ -145,6 +145,7 @@ function request(next, topK, signal) {
       image,
       topK,
       filters: filtersFor(next),
+      facets,
       userId,
       forced: DEBUG ? forcedExperiments() : {},
       signal,
@@ -162,9 +163,13 @@ async function runSearch(next) {
   statusLine.textContent = "Searching…";
   const count = next.k ?? pageSize();
   try {
-    const found = await request(next, askFor(count), controller.signal);
+    // Text searches without a tag also ask how the candidates spread over the tags.
+    const facetField = byImage || next.tag ? null : MODES[next.tab].filterField;
+    const facets = facetField ? [facetField] : null;
+    const found = await request(next, askFor(count), controller.signal, facets);
     if (controller.signal.aborted) return;
     clearAnswer();
+    showFacets(facetField ? found.facets[facetField] ?? [] : []);
     const complete = found.hits.length < askFor(count) || askFor(count) >= MAX_RESULTS;
     current = { key: searchKey(next), hits: found.hits, complete, shown: 0, next };
     // The API sends relevance 0 where a mode has no calibration yet; a calibrated answer has
@@ -185,6 +190,23 @@ async function runSearch(next) {
       setBusy(false);
     }
   }
+}
+
+/** The tags of the matched candidates with their counts, each a button that filters by it. */
+function showFacets(counts) {
+  const list = $("facets-list");
+  list.replaceChildren(
+    ...counts.slice(0, 12).map(({ value, count }) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "facet";
+      button.dataset.tag = String(value);
+      button.textContent = `${readableTag(String(value))} ${count}`;
+      button.addEventListener("click", () => filterByTag(String(value)));
+      return button;
+    }),
+  );
+  $("facets").hidden = counts.length === 0;
 }
 
 function subjectOf(next) {
@@ -257,6 +279,7 @@ function clearAnswer() {
   hideDebugAnswer();
   moreButton.hidden = true;
   endNote.hidden = true;
+  $("facets").hidden = true;
 }
 
 function setBusy(busy) {
