@@ -193,6 +193,15 @@ def index(
             raise _fail("--mode upsert writes a delta: --prune and --model need --mode full", 2)
         _index_delta(input, scene, strict, as_json)
         return
+    from offline.remote import running_server
+
+    if (url := running_server(Settings().home)) is not None:
+        # Its stores are locked by that server: say so rather than fail on a lock.
+        raise _fail(
+            f"mmsearch serve ({url}) holds this home: stop it for a full run, or write a "
+            "delta through it with --mode upsert",
+            2,
+        )
     if model is None and not _model_ready(Settings()):
         raise typer.Exit(1)
 

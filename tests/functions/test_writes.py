@@ -272,3 +272,19 @@ def test_the_documents_lambda_entry_point_initialises_from_its_environment_and_w
     assert response["statusCode"] == 200, response
     assert response_json(response)["written"] == 2
     assert open_document_store(settings).count(QA.store) == 2
+
+
+def test_concurrent_writes_of_the_same_new_ids_all_succeed_and_store_each_once(
+    settings: Settings, encoder: TextEncoder
+) -> None:
+    """The local server handles requests on several threads: batches racing over ids that are
+    new to both must not fail on a duplicate key nor leave two vectors."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    writer = writes.build_writer(settings, encoder)
+    batch = writes.validate_documents(QA, fixture_documents()[:10])
+    with ThreadPoolExecutor(4) as pool:
+        reports = list(pool.map(lambda _: writer.upsert(QA, batch), range(4)))
+    assert sorted(r.written for r in reports) == [0, 0, 0, 10]
+    assert open_document_store(settings).count(QA.store) == 10
+    assert open_vector_store(settings).count(collection_name(settings, QA)) == 10

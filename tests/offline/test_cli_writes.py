@@ -137,6 +137,9 @@ def test_while_serve_holds_the_home_writes_go_through_its_api(
     report = last_json(mmsearch(env, "delete", "--scene", "qa", "--ids", str(gone), "--json"))
     assert (report["via"], report["deleted"]) == (serving, 1)
     assert "new-octopus" not in hit_ids(serving, "octopus skin colour")
+    # A full run cannot share the home: it says what to do instead of failing on a lock.
+    full = mmsearch(env, "index", "--input", str(FIXTURE))
+    assert full.returncode == 2 and "--mode upsert" in full.stderr, full.stderr
     # A refusal by the server is the CLI's exit 2 with the server's reason.
     refused = mmsearch(env, "delete", "--scene", "nope", "--ids", str(gone))
     assert refused.returncode == 2 and "unknown scene" in refused.stderr
