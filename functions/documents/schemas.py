@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from functions.core.schemas import DocumentId
 from functions.documents.limits import MAX_DELETE_IDS, MAX_UPSERT_DOCUMENTS
+
+
+def id_problem(value: str) -> str | None:
+    """Why `value` cannot be written as an id, or None. Control characters and lone
+    surrogates cannot be spelled in a Milvus filter expression, so an id holding one could be
+    written but never deleted or verified: refused up front."""
+    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        return "ids must not contain control characters or surrogates"
+    return None
+
+
+def _writable(value: str) -> str:
+    if problem := id_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+WritableId = Annotated[DocumentId, AfterValidator(_writable)]
 
 
 class _Body(BaseModel):
@@ -32,7 +50,7 @@ class DeleteRequest(_Body):
     """Ids to remove from a scene; ids not stored are listed in `missing`, not an error."""
 
     scene: str = Field("qa", min_length=1, max_length=64)
-    ids: list[DocumentId] = Field(min_length=1, max_length=MAX_DELETE_IDS)
+    ids: list[WritableId] = Field(min_length=1, max_length=MAX_DELETE_IDS)
 
 
 class DeleteResponse(BaseModel):

@@ -25,6 +25,7 @@ from functions.documents.schemas import (
     DeleteResponse,
     UpsertRequest,
     UpsertResponse,
+    id_problem,
 )
 from indexing.corpus import scene_document
 from indexing.indexer import Indexer
@@ -46,6 +47,8 @@ def validate_documents(scene: Scene, raw: list[dict[str, Any]]) -> list[SceneDoc
             document = scene_document(scene, body)
         except InvalidDocument as exc:
             raise InvalidDocument(f"documents[{position}].{exc.message}") from None
+        if problem := id_problem(document.id):
+            raise InvalidDocument(f"documents[{position}].id: {problem}")
         if document.id in seen:
             raise InvalidDocument(
                 f"documents[{position}].id: duplicate of documents[{seen[document.id]}]"

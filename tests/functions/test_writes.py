@@ -109,6 +109,7 @@ def test_one_invalid_document_is_a_422_naming_it_and_nothing_is_written(api: Cal
         ([{"id": ""}], "documents[0].id"),
         ([{"id": "a"}, {"id": "a"}], "documents[1].id: duplicate"),
         ([{"id": "a", "category": 42}], "documents[0].category"),
+        ([{"id": "line\nbreak"}], "documents[0].id: ids must not contain control"),
     ],
 )
 def test_documents_outside_the_schema_are_refused_by_field(
@@ -129,6 +130,10 @@ def test_batches_over_the_limits_are_refused_whole(api: Call) -> None:
     assert (status, body["error"]["code"]) == (422, "invalid_request")
     status, body, _ = api("POST", UPSERT, {"scene": "qa", "documents": []})
     assert status == 422
+    # An id a Milvus filter cannot spell could be written but never deleted: refused.
+    status, body, _ = api("POST", DELETE, {"scene": "qa", "ids": ["ok", "tab\there"]})
+    assert (status, body["error"]["code"]) == (422, "invalid_request")
+    assert body["error"]["message"].startswith("ids.1")
 
 
 def test_unknown_and_image_scenes_are_refused(api: Call) -> None:
