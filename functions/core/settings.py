@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from functions.core.scenes import FILTER_MAX_VALUES
+
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 ENV_PREFIX = "MMSEARCH_"
 
@@ -63,7 +65,9 @@ class Settings(BaseModel):
     max_query_chars: int = Field(1000, ge=1)
     max_top_k: int = Field(100, ge=1, le=100, description="Larger top_k is a 422.")
     max_filter_fields: int = Field(4, ge=1, description="Fields one search may filter on.")
-    max_filter_values: int = Field(64, ge=1, le=64, description="Values one filter may list.")
+    max_filter_values: int = Field(
+        FILTER_MAX_VALUES, ge=1, le=FILTER_MAX_VALUES, description="Values one filter may list."
+    )
     max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are refused.")
     max_image_decoded_bytes: int = Field(
         160_000_000, ge=1, description="Images whose decoded pixels would take more: a 422."
