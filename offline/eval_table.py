@@ -162,13 +162,14 @@ def calibrate(
     path: Path = DEFAULT_TABLES,
 ) -> dict[str, object]:
     """Fit relevance tables per (scene, mode) on the dev splits of every set of that scene and
-    a weak-match threshold per scene (judged dev queries and the junk queries); write them to
-    `path`."""
+    a weak-match threshold per scene (from the judged dev queries; the junk queries' share
+    below it is reported as `junk_weak`); write them to `path`."""
     by_scene: dict[str, list[SetRuns]] = {}
     for runs in collected:
         by_scene.setdefault(runs.labelled.scene, []).append(runs)
     calibrations: dict[str, dict[str, dict[str, list[float]]]] = {}
     thresholds: dict[str, float] = {}
+    junk_weak: dict[str, tuple[int, int]] = {}
     for scene_name, scene_runs in by_scene.items():
         scene = config.scenes[scene_name]
         singles = single_experiments(scene)
@@ -209,13 +210,15 @@ def calibrate(
                     for h in junk_run.values()
                 ]
         thresholds[scene_name] = weak_threshold(best, junk_best)
+        junk_weak[scene_name] = sum(r < thresholds[scene_name] for r in junk_best), len(junk_best)
     data: dict[str, object] = {
         "about": "Fitted by `mmsearch eval --calibrate` on the dev splits (isotonic regression "
-        "of relevant-or-not on the raw match score, top 10 hits per query); thresholds: best-hit "
-        "relevance separating dev queries with a relevant hit in their top 3 from the rest and "
-        "from junk queries (balanced accuracy).",
+        "of relevant-or-not on the raw match score, top 10 hits per query); thresholds: the "
+        "highest best-hit relevance that calls at most 10% of the dev queries with a relevant "
+        "hit in their top 3 weak.",
         "calibrations": calibrations,
         "thresholds": thresholds,
+        "junk_weak": junk_weak,
     }
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return data

@@ -31,7 +31,6 @@ from functions.search.clients import InProcessDocuments, InProcessEmbedder
 from functions.search.config_source import StaticConfig
 from functions.search.service import SearchService, config_source
 from functions.search.spelling import (
-    VocabularySource,
     count_terms,
     save_vocabulary,
     vocabulary_store,
@@ -276,8 +275,7 @@ def index_labelled(
             InProcessDocuments(documents),
             collection_for=lambda _: collection,
             max_query_chars=settings.max_query_chars,
-            config=StaticConfig(config),
-            vocabulary=VocabularySource(documents),
+            config=StaticConfig(config),  # no vocabulary: corrections would change the queries
         )
 
     def drop(keep: bool = False) -> None:

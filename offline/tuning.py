@@ -109,21 +109,17 @@ def fit(points: Iterable[tuple[float, int]]) -> Calibration:
 
 
 def weak_threshold(
-    best: Sequence[tuple[float, bool]], junk: Sequence[float], floor: float = 0.05
+    best: Sequence[tuple[float, bool]],
+    junk: Sequence[float],
+    floor: float = 0.05,
+    false_alarms: float = 0.10,
 ) -> float:
-    """The best-hit relevance below which a result is called weak: the value that best
-    separates judged queries with a relevant hit in their top 3 (`best`: (relevance, found))
-    from junk queries (`junk`: their best relevance), by balanced accuracy."""
+    """The best-hit relevance below which a result is called weak: the highest value that
+    calls at most `false_alarms` of the judged queries with a relevant hit in their top 3
+    weak (`best`: (best relevance, found)), never below `floor`. `junk` (the unanswerable
+    queries' best relevances) is for the report: what share of them falls below."""
     found = sorted(r for r, ok in best if ok)
-    missed = sorted([r for r, ok in best if not ok] + list(junk))
-    if not found or not missed:
+    if not found:
         return floor
-    candidates = sorted({*found, *missed})
-    best_value, best_score = floor, -1.0
-    for t in candidates:
-        hit_rate = sum(r >= t for r in found) / len(found)
-        reject_rate = sum(r < t for r in missed) / len(missed)
-        score = (hit_rate + reject_rate) / 2
-        if score > best_score:
-            best_value, best_score = t, score
-    return max(floor, round(best_value, 4))
+    value = found[int(false_alarms * len(found))]
+    return max(floor, round(value - 1e-4, 4))

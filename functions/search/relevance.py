@@ -22,7 +22,11 @@ DEFAULT_TABLES = Path(__file__).with_name("relevance.json")
 
 def mode_of(params: MatchParams) -> str:
     """The calibration key of a match experiment: its space and how it scores."""
-    kind = params.kind if params.kind != "hybrid" else params.fusion
+    kind: str = params.kind
+    if kind == "hybrid" and params.fusion == "rrf":
+        kind = f"rrf:{params.rrf_k}"
+    elif kind == "hybrid":
+        kind = f"weighted:{params.dense_weight:g}:{params.normalization}"
     if params.space == "image":
         return "image"
     if params.space == "both":
@@ -88,10 +92,14 @@ class RelevanceTables:
 def isotonic(points: Sequence[tuple[float, int]], bins: int = 24) -> Calibration:
     """Pool-adjacent-violators fit of relevance (0/1) on score, summarised as at most `bins`
     knots (block means at block score medians), non-decreasing."""
-    ordered = sorted(points)
+    tied: dict[float, list[float]] = {}  # equal scores form one starting block
+    for score, label in points:
+        entry = tied.setdefault(score, [0.0, 0.0])
+        entry[0] += label
+        entry[1] += 1
     blocks: list[list[float]] = []  # [sum of labels, count, sum of scores]
-    for score, label in ordered:
-        blocks.append([float(label), 1.0, score])
+    for score, (labels, count) in sorted(tied.items()):
+        blocks.append([labels, count, score * count])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
             last = blocks.pop()
             blocks[-1] = [blocks[-1][0] + last[0], blocks[-1][1] + last[1], blocks[-1][2] + last[2]]

@@ -66,7 +66,7 @@ from functions.search.matching import match_in_space
 from functions.search.paging import next_token, page_offset
 from functions.search.ranking import needed_fields, rank
 from functions.search.relevance import RelevanceTables, mode_of
-from functions.search.spelling import VocabularySource
+from functions.search.spelling import MIN_COVERAGE, Speller, VocabularySource
 from functions.search.summarize import query_terms, summarize
 
 logger = Logger(service="mmsearch-search")
@@ -122,31 +122,35 @@ class SearchService:
         offset = page_offset(request, scene, filters)
         page = _Page(request, filters, facets, offset)
         response = self._search(request, page)
-        suggestion = self._suggest(request)
-        if suggestion is None:
-            return response
-        corrected = self._search(request.model_copy(update={"query": suggestion}), page)
-        applied = _best(corrected) > _best(response)
-        chosen = corrected if applied else response
-        return chosen.model_copy(
-            update={"spelling": Spelling(suggestion=suggestion, applied=applied)}
-        )
+        speller = self._speller(request)
+        query = normalize_text(request.query, self._max_query_chars) if speller else ""
+        suggestion = speller.suggest(query) if speller else None
+        if suggestion is not None:
+            corrected = self._search(request.model_copy(update={"query": suggestion}), page)
+            # The correction replaces only words the corpus never uses with ones it does:
+            # applied unless it turns a close match into a weak one.
+            applied = not corrected.weak_match or response.weak_match
+            response = (corrected if applied else response).model_copy(
+                update={"spelling": Spelling(suggestion=suggestion, applied=applied)}
+            )
+            query = suggestion if applied else query
+        if speller and speller.coverage(query) < MIN_COVERAGE:
+            response.weak_match = True  # mostly words this corpus never uses
+        return response
 
-    def _suggest(self, request: SearchRequest) -> str | None:
-        """The corpus vocabulary's correction of the query text, if any (never an error: a
-        store that cannot answer means no suggestion)."""
+    def _speller(self, request: SearchRequest) -> Speller | None:
+        """The scene's corpus vocabulary, for a text query (never an error: a store that
+        cannot answer means no suggestion)."""
         if self._vocabulary is None or not request.query.strip() or request.query_image:
             return None
         scene = get_scene(request.scene)
         if scene.query != "text":
             return None
         try:
-            speller = self._vocabulary.speller(scene.store)
+            return self._vocabulary.speller(scene.store)
         except ServiceError as exc:
             logger.warning("vocabulary unavailable: no spelling suggestion", reason=exc.message)
             return None
-        query = normalize_text(request.query, self._max_query_chars)
-        return speller.suggest(query) if speller else None
 
     def _search(self, request: SearchRequest, page: _Page) -> SearchResponse:
         start = perf_counter()
@@ -269,10 +273,6 @@ class _Page:
     filters: Filters
     facets: list[str]
     offset: int
-
-
-def _best(response: SearchResponse) -> float:
-    return max((h.relevance for h in response.hits), default=-1.0)
 
 
 def _ms(a: float, b: float) -> float:

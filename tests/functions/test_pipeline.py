@@ -39,6 +39,8 @@ def _line_of(text: str, needle: str) -> int:
 
 # --- configuration -------------------------------------------------------------------------
 
+MMR_OFF = "ratio: 0.0\n          params: {mmr_lambda: 0.8}"  # the default rank layer's MMR arm
+
 
 def test_the_packaged_configuration_is_valid_and_has_every_match_kind() -> None:
     config = _config()
@@ -49,7 +51,7 @@ def test_the_packaged_configuration_is_valid_and_has_every_match_kind() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "line_of", "says"),
     [
-        ("ratio: 0.9", "ratio: 0.95", "    rank:", "sum to 1.05"),
+        (MMR_OFF, MMR_OFF.replace("0.0", "0.05"), "    rank:", "sum to 1.05"),
         ("mmr_lambda: 0.8", "mmr_lamda: 0.8", "mmr_lamda", "Extra inputs"),
         ("kind: bm25", "kind: bm26", "kind: bm26", "'dense', 'bm25' or 'hybrid'"),
         ("dedupe_field: text}", "dedupe_field: colour}", "dedupe_field: colour}", "colour"),
@@ -90,7 +92,7 @@ def test_file_config_reloads_on_change_and_keeps_the_last_good_one(tmp_path: Pat
 
     rewrite(DEFAULT_TEXT.replace("mmr_lambda: 0.8", "mmr_lambda: 0.6"))
     assert source.get().scenes["qa"].rank.experiments["mmr"].params.mmr_lambda == 0.6
-    rewrite(DEFAULT_TEXT.replace("ratio: 0.9", "ratio: 0.95", 1))
+    rewrite(DEFAULT_TEXT.replace(MMR_OFF, MMR_OFF.replace("0.0", "0.05"), 1))
     assert source.get().scenes["qa"].rank.experiments["mmr"].params.mmr_lambda == 0.6
     assert source.last_error is not None and "sum to 1.05" in source.last_error
     path.unlink()

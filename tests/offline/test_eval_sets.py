@@ -95,11 +95,11 @@ def test_replayed_fusions_equal_what_the_served_experiments_return(settings: Set
     )
     config = parse_config(DEFAULT_CONFIG.read_text())
     runs = collect_runs(
-        settings, labelled, config, ["dense", "bm25", "hybrid", "hybrid_weighted"], top_k=30
+        settings, labelled, config, ["dense", "bm25", "hybrid_rrf", "hybrid_weighted"], top_k=30
     ).runs
     weighted = config.scenes["qa"].match.experiments["hybrid_weighted"].params
     for served, mode in (
-        ("hybrid", Mode("rrf", rrf_k=60)),
+        ("hybrid_rrf", Mode("rrf", rrf_k=60)),
         (
             "hybrid_weighted",
             Mode(
@@ -149,9 +149,11 @@ def test_isotonic_calibration_recovers_shares_and_never_falls() -> None:
     assert tables.weak("qa", [])  # no hits at all
 
 
-def test_weak_threshold_separates_found_from_missed_and_junk() -> None:
-    found = [(0.6, True), (0.7, True), (0.8, True), (0.3, False)]
-    assert 0.3 < weak_threshold(found, junk=[0.1, 0.2]) <= 0.6
+def test_weak_threshold_calls_at_most_a_tenth_of_found_queries_weak() -> None:
+    found = [(v / 100, True) for v in range(20, 120, 10)]  # 0.2 .. 1.1, ten queries
+    threshold = weak_threshold([*found, (0.05, False)], junk=[0.1])
+    assert sum(r < threshold for r, _ in found) <= 1
+    assert 0.1 < threshold <= 0.3
 
 
 def test_score_run_gives_perfect_ndcg_for_a_perfect_run() -> None:
