@@ -42,6 +42,16 @@ def error_response(
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route of the app takes on this request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex, taken = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and taken and regex.match(request.url.path):
+            methods |= set(taken)
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure to the error body; unexpected ones become a 500 without internals."""
 
@@ -57,11 +67,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(status, code, message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # FastAPI's own refusals (unparseable body, unknown path or method) in the one shape.
         code = HTTP_CODES.get(exc.status_code, "invalid_request")
         message = "request body is not valid JSON" if code == "malformed_json" else str(exc.detail)
-        return error_response(exc.status_code, code, message[:300])
+        response = error_response(exc.status_code, code, message[:300])
+        if exc.status_code == 405:  # says what the path takes (RFC 9110); Starlette names
+            response.headers["Allow"] = _allowed_methods(request)  # only the first route's
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -32,6 +32,7 @@ def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> 
     forms are read where the route takes them); answers carry the API's security headers."""
     table = {(r.method, r.path): r for r in routes}
     paths = {r.path for r in routes}
+    methods = {p: {r.method for r in routes if r.path == p} for p in paths}
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         correlation_id = correlation.begin(event)
@@ -45,7 +46,9 @@ def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> 
         route = table.get((method, path))
         if route is None:
             if path in paths:
-                return error(405, "method_not_allowed", f"{method} is not allowed on {path}")
+                answer = error(405, "method_not_allowed", f"{method} is not allowed on {path}")
+                answer["headers"]["allow"] = ", ".join(sorted(methods[path]))  # RFC 9110
+                return answer
             return error(404, "not_found", f"no route {method} {path}")
         if route.request is None:
             return _answer(route, method, path, None)
