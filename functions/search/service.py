@@ -21,6 +21,7 @@ from functions.core.pipeline_config import (
     QpParams,
     SummaryParams,
 )
+from functions.core.query_image import decode_image
 from functions.core.routes import Route
 from functions.core.scenes import Scene, current_scenes, get_scene
 from functions.core.schemas import (
@@ -42,7 +43,6 @@ from functions.core.stores import (
 )
 from functions.core.text import normalize_text
 from functions.core.vector_store import VECTOR_FIELD, Match, VectorStore
-from functions.preprocess.service import decode_image
 from functions.search.bucketing import DebugAccess, assign
 from functions.search.clients import (
     DocumentFetcher,
@@ -52,6 +52,7 @@ from functions.search.clients import (
     LambdaEmbedder,
     LambdaInvoker,
     QueryEmbedder,
+    lambda_client,
 )
 from functions.search.config_source import (
     DEFAULT_CONFIG,
@@ -339,16 +340,14 @@ def config_source(settings: Settings) -> ConfigSource:
 def dependencies(settings: Settings) -> tuple[QueryEmbedder, DocumentFetcher]:
     """Preprocess and summary: other Lambda functions in a split deployment, else in-process."""
     if settings.deployment == "lambda":
-        import boto3
-
-        client = boto3.client("lambda")
+        client = lambda_client()  # timeouts bounded inside search's 15 s
         if not settings.preprocess_function or not settings.summary_function:
             raise ValueError(
                 "split deployment needs MMSEARCH_PREPROCESS_FUNCTION and _SUMMARY_FUNCTION"
             )
         return (
-            LambdaEmbedder(LambdaInvoker(client, settings.preprocess_function)),
-            LambdaDocuments(LambdaInvoker(client, settings.summary_function)),
+            LambdaEmbedder(LambdaInvoker(client, settings.preprocess_function, "preprocess")),
+            LambdaDocuments(LambdaInvoker(client, settings.summary_function, "summary")),
         )
     from functions.preprocess.service import build_preprocessor
 

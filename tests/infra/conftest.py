@@ -15,15 +15,15 @@ from aws_cdk.assertions import Template
 
 from functions.core.manifest import MODEL_FILE, TOKENIZER_FILE, ModelManifest, Parity, sha256_file
 from infra.app import build_app
-from infra.config import FUNCTIONS, DeployConfig, FunctionName
+from infra.config import DeployConfig
 from infra.model_asset import MODEL_DIR_ENV
-from infra.packaging import lambda_bundle
+from infra.packaging import BUNDLES, BundleName, lambda_bundle
 
 
 @pytest.fixture(scope="session")
-def lambda_bundles() -> dict[FunctionName, Path]:
-    """{function name: bundle folder}; the first build on a machine takes a minute or two."""
-    return {name: lambda_bundle(name) for name in FUNCTIONS}
+def lambda_bundles() -> dict[BundleName, Path]:
+    """{bundle name: bundle folder}; the first build on a machine takes a minute or two."""
+    return {name: lambda_bundle(name) for name in BUNDLES}
 
 
 @pytest.fixture(scope="session", autouse=True)
