@@ -217,6 +217,14 @@ class Scene(_Strict):
                 continue
             typed[name] = coerce_value(name, field.type, value, filterable=name in self.filterable)
         self.filter_values(typed)  # a filterable field without a value or default fails here
+        if (
+            self.kind == "text"
+            and self.text_fields
+            and not any(_as_text(typed.get(f)).strip() for f in self.text_fields)
+        ):
+            # An empty text embeds near everything and would rank first for unrelated queries.
+            fields = "/".join(self.text_fields)
+            raise InvalidDocument(f"{fields}: no text to embed (give at least one)")
         return typed
 
     def document(self, raw: Mapping[str, Any]) -> SceneDocument:

@@ -69,6 +69,9 @@ _STORED_ESCAPES = re.compile("%(25|27|5C)")
 _UNESCAPED = {"25": "%", "27": "'", "5C": "\\"}
 # How Milvus says a collection is absent, or present without an index or not loaded.
 _NOT_INDEXED = ("not exist", "not found", "not loaded", "metric type not match")
+# Transport failures first: gRPC's resolver says "Domain name not found", which is not a
+# missing collection but an unreachable store.
+_UNREACHABLE = ("unavailable", "domain name", "dns", "failed to connect", "deadline exceeded")
 _WITHOUT_RETRY_TIMES = frozenset({"get_collection_stats"})
 
 
@@ -293,7 +296,10 @@ class MilvusVectorStore:
             text = str(exc)
             if method in ("search", "hybrid_search") and _EMPTY_BM25 in text:
                 raise _NoBM25Statistics from exc
-            if any(sign in text.lower() for sign in _NOT_INDEXED):
+            lowered = text.lower()
+            if not any(sign in lowered for sign in _UNREACHABLE) and any(
+                sign in lowered for sign in _NOT_INDEXED
+            ):
                 raise IndexNotReady(f"collection {args[0]!r} is not indexed yet") from exc
             raise StoreUnavailable(f"Milvus {method} failed: {_short(exc)}") from exc
 

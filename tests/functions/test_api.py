@@ -187,7 +187,8 @@ def test_search_logs_and_emits_a_metric_per_layer_experiment(
 ) -> None:
     handler = front_door("lambda", search_routes(indexed_qa))
     capfd.readouterr()
-    request = {"query": "refund", "user_id": "u-42", "debug": {"experiments": {"rank": "mmr"}}}
+    # Not forced: forced requests stay out of the per-experiment metrics (test_debug_access.py).
+    request = {"query": "refund", "user_id": "u-42"}
     status, body, _ = handler("POST", "/v1/search", request)
     assert status == 200
     lines = [json.loads(x) for x in capfd.readouterr().out.splitlines() if x.startswith("{")]

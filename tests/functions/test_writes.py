@@ -107,9 +107,12 @@ def test_one_invalid_document_is_a_422_naming_it_and_nothing_is_written(api: Cal
     [
         ([{"question": "no id"}], "documents[0].id"),
         ([{"id": ""}], "documents[0].id"),
-        ([{"id": "a"}, {"id": "a"}], "documents[1].id: duplicate"),
-        ([{"id": "a", "category": 42}], "documents[0].category"),
-        ([{"id": "line\nbreak"}], "documents[0].id: ids must not contain control"),
+        ([{"id": "a", "question": "q"}] * 2, "documents[1].id: duplicate"),
+        ([{"id": "a", "question": "q", "category": 42}], "documents[0].category"),
+        # No text: an empty embedding would rank first for unrelated queries.
+        ([{"id": "blank"}], "documents[0].question/answer: no text to embed"),
+        ([{"id": "blank", "question": " ", "answer": ""}], "documents[0].question/answer"),
+        ([{"id": "line\nbreak", "question": "q"}], "documents[0].id: ids must not contain control"),
     ],
 )
 def test_documents_outside_the_schema_are_refused_by_field(
@@ -181,7 +184,9 @@ def test_an_unreachable_store_is_a_503_with_retry_hint_and_no_hang(
     )
     api = front_door(door, writes.routes(writes.build_writer(dead, encoder)))
     started = time.monotonic()
-    status, body, headers = api("POST", UPSERT, {"scene": "qa", "documents": [{"id": "a"}]})
+    status, body, headers = api(
+        "POST", UPSERT, {"scene": "qa", "documents": [{"id": "a", "question": "q"}]}
+    )
     assert status == 503
     assert body["error"]["code"] == "store_unavailable"
     assert int(headers["retry-after"]) > 0
