@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from offline.local_mongo import free_port
+from offline.remote import SERVER_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "qa_small.jsonl"
@@ -101,7 +102,7 @@ def server(env: dict[str, str]) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
@@ -115,6 +116,8 @@ def server(env: dict[str, str]) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+    # A server that stopped takes its discovery file (offline/remote.py) with it.
+    assert not (Path(env["MMSEARCH_HOME"]) / SERVER_FILE).exists()
 
 
 def test_local_server_serves_page_api_and_docs_on_one_origin(server: str) -> None:

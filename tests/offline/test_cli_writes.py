@@ -4,19 +4,19 @@ when no server holds the home, through the running `mmsearch serve`'s API when o
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from offline.local_mongo import free_port
 from offline.remote import SERVER_FILE, announce, connect_url, running_server
-from tests.offline.test_cli import FIXTURE, ROOT, mmsearch
+from tests.offline import test_cli
+from tests.offline.test_cli import FIXTURE, mmsearch
+
+# test_cli's fixtures: a private home, and `mmsearch serve` over the small QA index in it.
+env = test_cli.env
+server = test_cli.server
 
 OCTOPUS = {
     "id": "new-octopus",
@@ -24,15 +24,6 @@ OCTOPUS = {
     "answer": "Chromatophores in their skin expand and contract under muscle control.",
     "category": ["animals"],
 }
-
-
-@pytest.fixture
-def env(tmp_path: Path, model_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "MMSEARCH_HOME": str(tmp_path / "home"),
-        "MMSEARCH_MODEL_DIR": str(model_dir),
-    }
 
 
 def delta_file(tmp_path: Path, *documents: dict[str, object]) -> Path:
@@ -86,39 +77,6 @@ def test_an_invalid_delta_line_is_reported_and_strict_writes_nothing(
     assert "Traceback" not in result.stderr
 
 
-@pytest.fixture
-def serving(env: dict[str, str]) -> Iterator[str]:
-    """`mmsearch serve` over the small QA index, in a subprocess on a free port."""
-    assert mmsearch(env, "index", "--input", str(FIXTURE)).returncode == 0
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "offline.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            process.kill()
-            pytest.fail(f"server did not start: {process.stdout.read() if process.stdout else ''}")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-    # A server that stopped takes its discovery file with it.
-    assert not (Path(env["MMSEARCH_HOME"]) / SERVER_FILE).exists()
-
-
 def hit_ids(base: str, query: str) -> list[str]:
     response = httpx.post(f"{base}/v1/search", json={"query": query, "top_k": 5}, timeout=30)
     assert response.status_code == 200, response.text
@@ -126,17 +84,17 @@ def hit_ids(base: str, query: str) -> list[str]:
 
 
 def test_while_serve_holds_the_home_writes_go_through_its_api(
-    serving: str, env: dict[str, str], tmp_path: Path
+    server: str, env: dict[str, str], tmp_path: Path
 ) -> None:
-    assert "new-octopus" not in hit_ids(serving, "octopus skin colour")
+    assert "new-octopus" not in hit_ids(server, "octopus skin colour")
     delta = delta_file(tmp_path, OCTOPUS)
     report = last_json(mmsearch(env, "index", "--input", str(delta), "--mode", "upsert", "--json"))
-    assert (report["via"], report["written"]) == (serving, 1)
-    assert hit_ids(serving, "octopus skin colour")[0] == "new-octopus"
+    assert (report["via"], report["written"]) == (server, 1)
+    assert hit_ids(server, "octopus skin colour")[0] == "new-octopus"
     gone = ids_file(tmp_path, "new-octopus")
     report = last_json(mmsearch(env, "delete", "--scene", "qa", "--ids", str(gone), "--json"))
-    assert (report["via"], report["deleted"]) == (serving, 1)
-    assert "new-octopus" not in hit_ids(serving, "octopus skin colour")
+    assert (report["via"], report["deleted"]) == (server, 1)
+    assert "new-octopus" not in hit_ids(server, "octopus skin colour")
     # A full run cannot share the home: it says what to do instead of failing on a lock.
     full = mmsearch(env, "index", "--input", str(FIXTURE))
     assert full.returncode == 2 and "--mode upsert" in full.stderr, full.stderr
