@@ -11,7 +11,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from functions.core.scenes import InvalidDocument, Scene, SceneDocument
-from functions.core.vector_store import FILTER_MAX_VALUES, FILTER_VALUE_MAX_LENGTH, ID_MAX_LENGTH
+from functions.core.stores.vector_store import (
+    FILTER_MAX_VALUES,
+    FILTER_VALUE_MAX_LENGTH,
+    ID_MAX_LENGTH,
+)
 
 
 class QADocument(BaseModel):

@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from functions.core.document_store import DocumentStore
-from functions.core.encoder import TextEncoder
-from functions.core.image_space import ImageSpaceEncoder, space_identity
+from functions.core.models.image_space import ImageSpaceEncoder, space_identity
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.scenes import Scene
-from functions.core.stores import image_collection
-from functions.core.vector_store import VectorRecord, VectorStore
+from functions.core.stores.document_store import DocumentStore
+from functions.core.stores.factory import image_collection
+from functions.core.stores.vector_store import VectorRecord, VectorStore
 from indexing.image_corpus import ImageDocument
 from indexing.indexer import Indexer, PreparedBatch
 from indexing.media import MediaStore

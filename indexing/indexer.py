@@ -16,10 +16,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from functions.core.document_store import FINGERPRINT, DocumentStore
-from functions.core.encoder import TextEncoder
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.scenes import Scene
-from functions.core.vector_store import MILVUS_TYPES, VectorRecord, VectorStore
+from functions.core.stores.document_store import FINGERPRINT, DocumentStore
+from functions.core.stores.vector_store import MILVUS_TYPES, VectorRecord, VectorStore
 
 ProgressCallback = Callable[[int], None]
 

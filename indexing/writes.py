@@ -18,7 +18,7 @@ from typing import Any
 
 from functions.core.errors import IndexOutdated
 from functions.core.scenes import Scene
-from functions.core.stores import image_collection
+from functions.core.stores.factory import image_collection
 from indexing.indexer import Indexer
 
 

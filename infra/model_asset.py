@@ -20,8 +20,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from functions.core.manifest import MANIFEST_FILE, check_segment
-from functions.core.model_source import verify_folder
+from functions.core.models.manifest import MANIFEST_FILE, check_segment
+from functions.core.models.model_source import verify_folder
 from functions.core.settings import Settings
 from infra.config import DeployConfig
 from infra.nag import acknowledge_bucket_deployment, arn_pattern

@@ -18,7 +18,8 @@ from constructs import Construct
 from infra.config import DeployConfig
 
 # What the functions call through the AWS SDK: boto3's s3, secretsmanager and lambda clients
-# (functions/core/model_source.py, functions/core/connection.py, functions/search/service.py).
+# (functions/core/models/model_source.py, functions/core/stores/connection.py,
+# functions/search/service.py).
 # No STS: Lambda hands the role's credentials to the function directly.
 INTERFACE_SERVICES = {
     "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,

@@ -45,7 +45,7 @@ BUNDLES: tuple[BundleName, ...] = ("preprocess", "search", "summary", "composed"
 
 # Distributions from pyproject's `lambda` extra that each bundle imports, installed at the
 # lock's versions. boto3 is left out on purpose: the python3.12 runtime has it.
-# Every function serving HTTP (functions/core/lambda_http.py) reads multipart search forms;
+# Every function serving HTTP (functions/core/http/lambda_adapter.py) reads multipart search forms;
 # functions/core/scenes.py reads the scene definitions (YAML) that every function imports.
 _HTTP = ("pydantic", "aws-lambda-powertools", "python-multipart", "pyyaml")
 _ENCODING = ("onnxruntime", "tokenizers", "numpy", "pillow", *_HTTP)

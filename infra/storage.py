@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from infra.model_asset import ModelRelease
 
 Store = Literal["milvus", "mongo"]
-# Each store's secret keys (functions.core.connection's MilvusSecret / MongoSecret).
+# Each store's secret keys (functions.core.stores.connection's MilvusSecret / MongoSecret).
 SECRET_KEYS: dict[Store, tuple[str, ...]] = {
     "milvus": ("milvus_uri", "milvus_token"),
     "mongo": ("mongo_uri",),

@@ -91,7 +91,7 @@ def _ensure_export(
     kind: Literal["text", "clip"] = "text",
     text_model: str | None = None,
 ) -> bool:
-    from functions.core.manifest import ModelManifest
+    from functions.core.models.manifest import ModelManifest
     from offline.export import ExportError, export_text_model
 
     existing = ModelManifest.read(target) if (target / "manifest.json").exists() else None
@@ -139,9 +139,9 @@ def embed(
     as_json: Annotated[bool, typer.Option("--json", help="Last line: the vector only.")] = False,
 ) -> None:
     """Print the normalised vector of one text or one image, as a JSON list on the last line."""
-    from functions.core.clip_encoder import ClipEncoder
-    from functions.core.encoder import load_encoder
     from functions.core.errors import ServiceError
+    from functions.core.models.clip_encoder import ClipEncoder
+    from functions.core.models.loading import load_encoder
 
     if (text is None) == (image is None):
         raise _fail("give exactly one of --text and --image", 2)
@@ -325,10 +325,10 @@ def _index(
 ) -> IndexReport:
     from pymongo.errors import OperationFailure
 
-    from functions.core.encoder import TextEncoder
     from functions.core.errors import ServiceError
+    from functions.core.models.text_encoder import TextEncoder
     from functions.core.scenes import get_scene
-    from functions.core.stores import (
+    from functions.core.stores.factory import (
         collection_name,
         model_collection,
         open_document_store,
@@ -371,7 +371,7 @@ def _index(
         encode_batch_size=settings.encode_batch_size,
     )
     if scene.kind == "image":
-        from functions.core.image_space import load_image_space
+        from functions.core.models.image_space import load_image_space
         from indexing.image_indexer import ImageIndexer
         from indexing.media import LocalMedia
 
@@ -633,7 +633,7 @@ def _evaluate_folder(
         "by_match": {kind: metrics.as_json() for kind, metrics in by_kind.items()},
     }
     if reference:
-        from functions.core.manifest import ModelManifest
+        from functions.core.models.manifest import ModelManifest
         from offline.export import source_of
 
         source = source_of(ModelManifest.read(settings.resolved_model_dir))
@@ -700,7 +700,7 @@ def train(
 
 def _model_label(folder: Path) -> str:
     """An exported model's name and content version (as push-model names versions)."""
-    from functions.core.manifest import ModelManifest
+    from functions.core.models.manifest import ModelManifest
     from offline.model_push import model_version
 
     manifest = ModelManifest.read(folder)

@@ -95,7 +95,7 @@ def _local(
     settings: Settings, scene_name: str, run: Callable[[Any, Any], DeltaReport]
 ) -> DeltaReport:
     """Open the home's stores in this process (no server holds them) and run one write."""
-    from functions.core.encoder import TextEncoder
+    from functions.core.models.text_encoder import TextEncoder
     from functions.core.scenes import get_scene
     from functions.documents.service import build_writer
     from offline.local_mongo import local_stores

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from functions.core.encoder import TextEncoder
 from functions.core.errors import ServiceError
+from functions.core.http.schemas import Debug, SearchRequest
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.pipeline_config import PipelineConfig, SceneConfig
 from functions.core.scenes import QA, get_scene
-from functions.core.schemas import Debug, SearchRequest
 from functions.core.settings import Settings
-from functions.core.stores import (
+from functions.core.stores.factory import (
     collection_name,
     image_collection,
     open_document_store,
@@ -237,7 +237,7 @@ def index_labelled(
     collection = collection_name(settings, scene)
     corpus: Any
     if scene.kind == "image":
-        from functions.core.image_space import load_image_space
+        from functions.core.models.image_space import load_image_space
         from indexing.image_corpus import read_image_corpus
         from indexing.image_indexer import ImageIndexer
         from indexing.media import LocalMedia

@@ -12,8 +12,8 @@ import torch
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, CLIPModel
 
-from functions.core.images import ImagePreprocessor
-from functions.core.manifest import (
+from functions.core.models.image_preprocessing import ImagePreprocessor
+from functions.core.models.manifest import (
     IMAGE_MODEL_FILE,
     TEXT_MODEL_FILE,
     TOKENIZER_FILE,

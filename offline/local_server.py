@@ -11,8 +11,8 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from functions.core.http import SecurityHeaders
-from functions.core.server_guard import LocalServerGuard, allowed_hosts
+from functions.core.http.fastapi_app import SecurityHeaders
+from functions.core.http.server_guard import LocalServerGuard, allowed_hosts
 from functions.core.settings import Settings
 
 MAX_HEADER_BYTES = 16 * 1024  # a request's line and headers; more: 400 (h11's own check)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from functions.core.manifest import MANIFEST_FILE, ModelManifest, check_segment
-from functions.core.model_source import S3Folder, read_object, verify_folder
+from functions.core.models.manifest import MANIFEST_FILE, ModelManifest, check_segment
+from functions.core.models.model_source import S3Folder, read_object, verify_folder
 
 LATEST_FILE = "LATEST"
 

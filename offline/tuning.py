@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from functions.core.vector_store import Match
+from functions.core.stores.vector_store import Match
 from functions.search.matching import reciprocal_rank_fusion, weighted_fusion
 from functions.search.relevance import Calibration, isotonic
 from offline.eval_sets import split_of

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from functions.composed.service import composed_routes
-from functions.core.http import create_api, include_routes
-from functions.core.image_space import clip_model_dir
+from functions.core.http.fastapi_app import create_api, include_routes
+from functions.core.models.image_space import clip_model_dir
 from functions.core.settings import Settings
 
 

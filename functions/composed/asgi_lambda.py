@@ -3,8 +3,8 @@
 In the one-function deployment FastAPI is loaded anyway and SnapStart moves its import cost
 into the snapshot, so Lambda serves the very app the local server runs. Mangum turns the event
 into an ASGI request; what it leaves undone is done here as the lean dispatcher
-(`functions.core.lambda_http`) does it: a body that is not base64 or not UTF-8 is a 400, not a
-crash, and the correlation id is taken from the event and echoed.
+(`functions.core.http.lambda_adapter`) does it: a body that is not base64 or not UTF-8 is a
+400, not a crash, and the correlation id is taken from the event and echoed.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 from mangum import Mangum
 from mangum.types import ASGI
 
-from functions.core import correlation
-from functions.core.lambda_http import LambdaHandler, error
+from functions.core.http import correlation
+from functions.core.http.lambda_adapter import LambdaHandler, error
 
 
 def asgi_lambda_handler(app: ASGI) -> LambdaHandler:

@@ -8,10 +8,10 @@ restore and rebuilds when a secret was rotated since the snapshot."""
 
 from functions.composed.app import create_app
 from functions.composed.asgi_lambda import asgi_lambda_handler
-from functions.core.connection import resolve_connection
-from functions.core.model_source import materialize_models
+from functions.core.models.model_source import materialize_models
 from functions.core.settings import Settings
 from functions.core.snapstart import LambdaHandler, RestorableHandler
+from functions.core.stores.connection import resolve_connection
 
 
 def init() -> tuple[Settings, LambdaHandler]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from functions.core.routes import Route
+from functions.core.http.routes import Route
 from functions.core.settings import Settings
-from functions.core.stores import open_document_store
+from functions.core.stores.factory import open_document_store
 from functions.preprocess import service as preprocess
 from functions.preprocess.service import Preprocessor
 from functions.search import service as search

@@ -12,8 +12,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from functions.core.connection import resolve_connection
 from functions.core.settings import Settings
+from functions.core.stores.connection import resolve_connection
 
 log = logging.getLogger("mmsearch")
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from functions.core.encoder import TextEncoder
-from functions.core.http import create_api, include_routes
+from functions.core.http.fastapi_app import create_api, include_routes
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.settings import Settings
 from functions.documents.service import build_writer, routes
 

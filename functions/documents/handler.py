@@ -2,11 +2,11 @@
 and behind IAM: init resolves the store secrets, fetches the pinned model and opens both
 stores once; `handler` serves API Gateway events."""
 
-from functions.core.connection import resolve_connection
-from functions.core.encoder import TextEncoder
-from functions.core.lambda_http import lambda_handler
-from functions.core.model_source import materialize_models
+from functions.core.http.lambda_adapter import lambda_handler
+from functions.core.models.model_source import materialize_models
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.settings import Settings
+from functions.core.stores.connection import resolve_connection
 from functions.documents.service import build_writer, routes
 
 _settings = materialize_models(resolve_connection(Settings()))

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from functions.core.schemas import DocumentId
+from functions.core.http.schemas import DocumentId
 from functions.documents.limits import MAX_DELETE_IDS, MAX_UPSERT_DOCUMENTS
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.core.document_store import DocumentStore
-from functions.core.encoder import TextEncoder
 from functions.core.errors import InvalidRequest
-from functions.core.routes import Route
+from functions.core.http.routes import Route
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.scenes import InvalidDocument, Scene, SceneDocument, get_scene
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores.document_store import DocumentStore
+from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from functions.documents.schemas import (
     DeleteRequest,
     DeleteResponse,

@@ -1,8 +1,8 @@
 """Lambda entry point: init loads the model once (from S3 if so configured); `handler` serves
 API Gateway events. SnapStart snapshots that init; `RestorableHandler` re-seeds after restore."""
 
-from functions.core.lambda_http import lambda_handler
-from functions.core.model_source import materialize_models
+from functions.core.http.lambda_adapter import lambda_handler
+from functions.core.models.model_source import materialize_models
 from functions.core.settings import Settings
 from functions.core.snapstart import LambdaHandler, RestorableHandler
 from functions.preprocess.service import build_preprocessor, routes

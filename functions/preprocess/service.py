@@ -7,14 +7,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from functions.core.encoder import TextEncoder
 from functions.core.errors import InvalidRequest, ModelUnavailable
-from functions.core.image_space import ImageSpaceEncoder, load_image_space
-from functions.core.query_image import decode_image
-from functions.core.routes import Route
-from functions.core.schemas import EmbedRequest, EmbedResponse
+from functions.core.http.query_image import decode_image
+from functions.core.http.routes import Route
+from functions.core.http.schemas import EmbedRequest, EmbedResponse
+from functions.core.models.image_space import ImageSpaceEncoder, load_image_space
+from functions.core.models.normalize import normalize_text
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.settings import Settings
-from functions.core.text import normalize_text
 
 
 class Preprocessor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from functions.core.http import create_api, include_routes
+from functions.core.http.fastapi_app import create_api, include_routes
 from functions.core.settings import Settings
 from functions.search.service import SearchService, build_search_service, dependencies, routes
 

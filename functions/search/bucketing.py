@@ -14,8 +14,8 @@ import os
 import random
 from collections.abc import Mapping
 
-from functions.core import caller
 from functions.core.errors import DebugNotAllowed, InvalidRequest
+from functions.core.http import caller
 from functions.core.pipeline_config import LAYERS, Layer, SceneConfig
 from functions.core.settings import Settings
 

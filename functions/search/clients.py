@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from functions.core import correlation
-from functions.core.apigw import http_event, response_json
-from functions.core.document_store import DocumentStore
 from functions.core.errors import ServiceError, UpstreamUnavailable, public_text
+from functions.core.http import correlation
+from functions.core.http.invoke_events import http_event, response_json
 from functions.core.scenes import get_scene
+from functions.core.stores.document_store import DocumentStore
 
 if TYPE_CHECKING:  # the split search bundle carries no encoder (onnxruntime, tokenizers)
     from functions.preprocess.service import Preprocessor

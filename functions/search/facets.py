@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.core.errors import InvalidRequest
+from functions.core.http.schemas import FacetCount
 from functions.core.scenes import Scene
-from functions.core.schemas import FacetCount
-from functions.core.vector_store import Match
+from functions.core.stores.vector_store import Match
 
 FACET_MAX_VALUES = 100  # values returned per field, most frequent first
 

@@ -3,10 +3,10 @@
 Store connections come from the connection secret when one is configured; models from S3 are
 fetched only when preprocess runs in this process (`MMSEARCH_MODEL_S3_URI` set)."""
 
-from functions.core.connection import resolve_connection
-from functions.core.lambda_http import lambda_handler
-from functions.core.model_source import materialize_models
+from functions.core.http.lambda_adapter import lambda_handler
+from functions.core.models.model_source import materialize_models
 from functions.core.settings import Settings
+from functions.core.stores.connection import resolve_connection
 from functions.search.health import health_route
 from functions.search.service import build_search_service, dependencies, routes
 

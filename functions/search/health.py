@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from functions.core.routes import Route
+from functions.core.http.routes import Route
 
 
 class Health(BaseModel):

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.core.errors import InvalidRequest
-from functions.core.filters import Filters, compile_filters
+from functions.core.http.schemas import SearchRequest
 from functions.core.scenes import FILTER_MAX_VALUES, Scene
-from functions.core.schemas import SearchRequest
 from functions.core.settings import Settings
+from functions.core.stores.filters import Filters, compile_filters
 
 
 @dataclass(frozen=True)

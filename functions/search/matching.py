@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from functions.core.pipeline_config import MatchParams
-from functions.core.vector_store import FilterSpec, Match, VectorStore
+from functions.core.stores.vector_store import FilterSpec, Match, VectorStore
 
 # The dense and the BM25 search of a hybrid query run side by side (both wait on Milvus).
 _POOL = ThreadPoolExecutor(4, thread_name_prefix="match")

@@ -9,9 +9,9 @@ import hashlib
 import json
 
 from functions.core.errors import InvalidRequest
-from functions.core.filters import Filters
+from functions.core.http.schemas import SearchRequest
 from functions.core.scenes import Scene
-from functions.core.schemas import SearchRequest
+from functions.core.stores.filters import Filters
 
 
 def query_hash(request: SearchRequest, filters: Filters) -> str:

@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from functions.core.pipeline_config import RankParams
-from functions.core.vector_store import VECTOR_FIELD, Match
+from functions.core.stores.vector_store import VECTOR_FIELD, Match
 from functions.search.matching import min_max
 
 

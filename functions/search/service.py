@@ -11,20 +11,11 @@ import numpy as np
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from functions.core import correlation
 from functions.core.errors import InvalidRequest, ServiceError
-from functions.core.filters import Filters
-from functions.core.pipeline_config import (
-    LAYERS,
-    MatchParams,
-    PipelineConfig,
-    QpParams,
-    SummaryParams,
-)
-from functions.core.query_image import decode_image
-from functions.core.routes import Route
-from functions.core.scenes import Scene, current_scenes, get_scene
-from functions.core.schemas import (
+from functions.core.http import correlation
+from functions.core.http.query_image import decode_image
+from functions.core.http.routes import Route
+from functions.core.http.schemas import (
     Hit,
     SceneDescription,
     ScenesResponse,
@@ -33,16 +24,25 @@ from functions.core.schemas import (
     Spelling,
     Timings,
 )
+from functions.core.models.normalize import normalize_text
+from functions.core.pipeline_config import (
+    LAYERS,
+    MatchParams,
+    PipelineConfig,
+    QpParams,
+    SummaryParams,
+)
+from functions.core.scenes import Scene, current_scenes, get_scene
 from functions.core.settings import Settings
-from functions.core.stores import (
+from functions.core.stores.factory import (
     collection_name,
     image_collection,
     model_collection,
     open_document_store,
     open_vector_store,
 )
-from functions.core.text import normalize_text
-from functions.core.vector_store import VECTOR_FIELD, Match, VectorStore
+from functions.core.stores.filters import Filters
+from functions.core.stores.vector_store import VECTOR_FIELD, Match, VectorStore
 from functions.search.bucketing import DebugAccess, assign
 from functions.search.clients import (
     DocumentFetcher,

@@ -17,7 +17,7 @@ from typing import Any
 
 from symspellpy import SymSpell, Verbosity
 
-from functions.core.document_store import DocumentStore
+from functions.core.stores.document_store import DocumentStore
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 VOCABULARY_ID = "terms"

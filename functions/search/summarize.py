@@ -12,8 +12,8 @@ from typing import Any
 
 import snowballstemmer
 
+from functions.core.http.schemas import Snippet
 from functions.core.pipeline_config import SummaryParams
-from functions.core.schemas import Snippet
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ELLIPSIS = "…"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from functions.core.document_store import DocumentStore
-from functions.core.http import create_api, include_routes
+from functions.core.http.fastapi_app import create_api, include_routes
 from functions.core.settings import Settings
-from functions.core.stores import open_document_store
+from functions.core.stores.document_store import DocumentStore
+from functions.core.stores.factory import open_document_store
 from functions.summary.service import routes
 
 

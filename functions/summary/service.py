@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from functions.core.document_store import DocumentStore
-from functions.core.routes import Route
+from functions.core.http.routes import Route
+from functions.core.http.schemas import DocumentsRequest, DocumentsResponse
 from functions.core.scenes import get_scene
-from functions.core.schemas import DocumentsRequest, DocumentsResponse
+from functions.core.stores.document_store import DocumentStore
 
 
 def routes(documents: DocumentStore) -> list[Route]:

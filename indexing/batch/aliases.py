@@ -3,7 +3,7 @@
 Milvus servers (and Zilliz Cloud) have native aliases. Milvus Lite 2.5.1 answers
 UNIMPLEMENTED to `create_alias`, `describe_alias` and `rename_collection`, so for a Lite file
 the aliases live in a one-row-per-alias collection that `MilvusVectorStore` resolves names
-through (`functions.core.vector_store.LITE_ALIASES`); a one-row upsert is the atomic switch.
+through (`functions.core.stores.vector_store.LITE_ALIASES`); a one-row upsert is the atomic switch.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from functions.core.errors import StoreUnavailable
 from functions.core.settings import Settings
-from functions.core.vector_store import ID_MAX_LENGTH, LITE_ALIASES, lite_alias_target
+from functions.core.stores.vector_store import ID_MAX_LENGTH, LITE_ALIASES, lite_alias_target
 
 
 class AliasConflict(Exception):

@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from functions.core.errors import UnknownScene
-from functions.core.image_space import clip_model_dir
-from functions.core.manifest import ModelManifest
+from functions.core.models.image_space import clip_model_dir
+from functions.core.models.manifest import ModelManifest
 from functions.core.scenes import Scene, get_scene
 from functions.core.settings import Settings
-from functions.core.stores import collection_name
-from functions.core.vector_store import VectorStore, auto_nlist
+from functions.core.stores.factory import collection_name
+from functions.core.stores.vector_store import VectorStore, auto_nlist
 from indexing.batch.events import (
     MAX_REPORTED_INVALID,
     RUNS_PREFIX,

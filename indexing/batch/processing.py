@@ -9,8 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from functions.core.encoder import TextEncoder
-from functions.core.stores import open_document_store, open_vector_store
+from functions.core.models.text_encoder import TextEncoder
+from functions.core.stores.factory import open_document_store, open_vector_store
 from indexing.batch.events import ShardResult
 from indexing.batch.plan import text_scene
 from indexing.batch.settings import BatchSettings, load_settings

@@ -32,8 +32,8 @@ class BatchSettings(Settings):
 def load_settings(s3: Any = None) -> BatchSettings:
     """Settings from the environment, with the connection secret and the model from S3
     resolved (once per process: Lambda init or a processing job's start)."""
-    from functions.core.connection import resolve_connection
-    from functions.core.model_source import materialize_models
+    from functions.core.models.model_source import materialize_models
+    from functions.core.stores.connection import resolve_connection
 
     settings = materialize_models(resolve_connection(BatchSettings()), s3)
     assert isinstance(settings, BatchSettings)  # model_copy keeps the class

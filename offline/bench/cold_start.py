@@ -20,11 +20,11 @@ import json, sys, time
 import importlib
 name, body = sys.argv[1], json.loads(sys.argv[2])
 importlib.import_module(f"functions.{name}.service")
-importlib.import_module("functions.core.lambda_http")
+importlib.import_module("functions.core.http.lambda_adapter")
 t_import = time.time()
 handler = importlib.import_module(f"functions.{name}.handler").handler
 t_init = time.time()
-from functions.core.apigw import http_event
+from functions.core.http.invoke_events import http_event
 response = handler(http_event("POST", body.pop("path"), body), None)
 t_answer = time.time()
 print(json.dumps({"t_import": t_import, "t_init": t_init, "t_answer": t_answer,

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from functions.core.encoder import TextEncoder
+from functions.core.models.text_encoder import TextEncoder
 
 
 def measure_encode(

@@ -1,9 +1,10 @@
 """mmsearch's Milvus workload on whichever Milvus Lite engine this interpreter has installed.
 
 Standalone on purpose: it imports only pymilvus, numpy and the standard library, so it runs in
-a bare venv holding another engine. It mirrors `functions/core/vector_store.py` (schema, IVF_FLAT
-with auto nlist, nprobe 32, 1,000-row upserts, Strong consistency) and prints one JSON object
-on its last line. Usage: `python engine_workload.py --rows N --dim 384 --data-dir DIR --json`.
+a bare venv holding another engine. It mirrors `functions/core/stores/vector_store.py`
+(schema, IVF_FLAT with auto nlist, nprobe 32, 1,000-row upserts, Strong consistency) and
+prints one JSON object on its last line.
+Usage: `python engine_workload.py --rows N --dim 384 --data-dir DIR --json`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from functions.core.scenes import QA
-from functions.core.vector_store import MilvusVectorStore, VectorRecord
+from functions.core.stores.vector_store import MilvusVectorStore, VectorRecord
 
 
 def fetch_vectors(store: MilvusVectorStore, collection: str, ids: Sequence[str]) -> np.ndarray:
@@ -101,7 +101,7 @@ def main() -> None:
     from pymongo import MongoClient
 
     from functions.core.settings import Settings
-    from functions.core.stores import open_vector_store
+    from functions.core.stores.factory import open_vector_store
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--home", type=Path, required=True)

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from functions.composed.app import create_app
-from functions.core.encoder import TextEncoder
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.scenes import QA
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from indexing.corpus import QADocument
 from indexing.indexer import Indexer
 from offline.local_mongo import free_port

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from functions.core.scenes import QA
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from indexing.corpus import read_corpus
 from indexing.indexer import Indexer
 from offline.local_mongo import LocalMongoServer

@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from functions.core.apigw import http_event, response_json
-from functions.core.http import create_api, include_routes
-from functions.core.lambda_http import lambda_handler
-from functions.core.routes import Route
+from functions.core.http.fastapi_app import create_api, include_routes
+from functions.core.http.invoke_events import http_event, response_json
+from functions.core.http.lambda_adapter import lambda_handler
+from functions.core.http.routes import Route
 from functions.core.settings import Settings
-from functions.core.stores import open_document_store
+from functions.core.stores.factory import open_document_store
 from functions.preprocess import service as preprocess
 from functions.search import service as search_service
 from functions.summary import service as summary
@@ -319,7 +319,7 @@ def test_milvus_side_rrf_ranks_like_our_fusion_of_the_two_searches(
     indexed_qa: Settings, query: str
 ) -> None:
     from functions.core.scenes import QA
-    from functions.core.stores import collection_name, open_vector_store
+    from functions.core.stores.factory import collection_name, open_vector_store
     from functions.preprocess.service import build_preprocessor
     from functions.search.matching import reciprocal_rank_fusion
 

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from functions.core.scenes import SCENES_FILE_ENV, get_scene
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from indexing.indexer import Indexer
 from offline.local_mongo import LocalMongoServer
 from tests.conftest import _encoder

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from functions.composed.app import create_app
 from functions.composed.asgi_lambda import asgi_lambda_handler
 from functions.composed.service import composed_routes
-from functions.core.apigw import http_event, response_json
-from functions.core.lambda_http import LambdaHandler, lambda_handler
+from functions.core.http.invoke_events import http_event, response_json
+from functions.core.http.lambda_adapter import LambdaHandler, lambda_handler
 from functions.core.settings import Settings
 
 # (status, JSON body, the headers a client acts on)

@@ -15,8 +15,8 @@ import uvicorn
 
 from functions.composed.app import create_app
 from functions.composed.service import composed_routes
-from functions.core.apigw import http_event, response_json
-from functions.core.lambda_http import lambda_handler
+from functions.core.http.invoke_events import http_event, response_json
+from functions.core.http.lambda_adapter import lambda_handler
 from functions.core.settings import Settings
 from offline.local_mongo import free_port
 

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from functions.core.apigw import http_event
-from functions.core.connection import ConnectionSecretError, resolve_connection
-from functions.core.encoder import TextEncoder
-from functions.core.manifest import ModelManifest
+from functions.core.http.invoke_events import http_event
+from functions.core.models.manifest import ModelManifest
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.settings import Settings
+from functions.core.stores.connection import ConnectionSecretError, resolve_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_CREDENTIALS = {

@@ -17,11 +17,11 @@ import pytest
 from pydantic import SecretStr
 
 from functions.core.errors import StoreUnavailable
-from functions.core.retries import RetryPolicy
 from functions.core.scenes import QA
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store
-from functions.core.vector_store import MilvusVectorStore
+from functions.core.stores.factory import collection_name, open_document_store
+from functions.core.stores.retries import RetryPolicy
+from functions.core.stores.vector_store import MilvusVectorStore
 from indexing.corpus import read_corpus
 from indexing.indexer import Indexer
 from offline.local_mongo import LocalMongoServer

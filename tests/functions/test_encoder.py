@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from functions.core.encoder import TextEncoder
 from functions.core.errors import ModelUnavailable
+from functions.core.models.text_encoder import TextEncoder
 
 TEXTS = [
     "short",

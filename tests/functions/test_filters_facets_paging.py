@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from functions.core.errors import InvalidRequest, SchemaMismatch
-from functions.core.filters import compile_filters
+from functions.core.http.schemas import SearchRequest
 from functions.core.scenes import QA, parse_scenes
-from functions.core.schemas import SearchRequest
-from functions.core.vector_store import Match, MilvusVectorStore, VectorRecord
+from functions.core.stores.filters import compile_filters
+from functions.core.stores.vector_store import Match, MilvusVectorStore, VectorRecord
 from functions.search.facets import count_facets, facet_fields
 from functions.search.paging import encode_token, next_token, page_offset, query_hash
 

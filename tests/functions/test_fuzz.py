@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import (
 
 from functions.composed.app import create_app
 from functions.composed.service import composed_routes
-from functions.core.apigw import http_event
-from functions.core.lambda_http import LambdaHandler, lambda_handler
+from functions.core.http.invoke_events import http_event
+from functions.core.http.lambda_adapter import LambdaHandler, lambda_handler
 from functions.core.settings import Settings
 
 CHECKS = [

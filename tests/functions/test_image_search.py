@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from functions.composed.app import create_app
-from functions.core.encoder import TextEncoder
-from functions.core.image_space import load_image_space
+from functions.core.models.image_space import load_image_space
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.scenes import T2I
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from indexing.image_corpus import TUXPAINT_STAMPS, ImageDocument, tuxpaint_corpus
 from indexing.image_indexer import ImageIndexer
 from indexing.indexer import IndexReport

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from functions.core.errors import InvalidRequest
-from functions.core.images import ImagePreprocessor
-from functions.core.manifest import ImagePreprocessing
+from functions.core.models.image_preprocessing import ImagePreprocessor
+from functions.core.models.manifest import ImagePreprocessing
 
 IMAGES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
 TOLERANCE = 1e-4

@@ -13,10 +13,10 @@ from typing import Any
 
 from _pytest.logging import LogCaptureFixture
 
-from functions.core.apigw import http_event, response_json
-from functions.core.lambda_http import LambdaHandler, lambda_handler
+from functions.core.http.invoke_events import http_event, response_json
+from functions.core.http.lambda_adapter import LambdaHandler, lambda_handler
 from functions.core.settings import Settings
-from functions.core.stores import open_document_store
+from functions.core.stores.factory import open_document_store
 from functions.preprocess import service as preprocess
 from functions.search import service as search
 from functions.search.clients import LambdaDocuments, LambdaEmbedder, LambdaInvoker
@@ -45,7 +45,7 @@ def test_loading_every_function_module_pulls_in_no_torch_or_transformers() -> No
         "functions.preprocess.app",
         "functions.search.app",
         "functions.summary.app",
-        "functions.core.lambda_http",
+        "functions.core.http.lambda_adapter",
     ]
     code = (
         "import sys\n"
@@ -62,7 +62,7 @@ def test_loading_every_function_module_pulls_in_no_torch_or_transformers() -> No
 def test_lambda_handler_path_imports_no_web_framework() -> None:
     """The handlers import only these modules; FastAPI would add ~0.5 s to every cold start."""
     modules = [
-        "functions.core.lambda_http",
+        "functions.core.http.lambda_adapter",
         "functions.preprocess.service",
         "functions.search.service",
         "functions.summary.service",
@@ -83,7 +83,7 @@ def test_lambda_handler_path_imports_no_web_framework() -> None:
     # through Mangum (issue 14 item 13); every other handler is the lean dispatcher.
     for name in handlers - {"composed"}:
         source = (ROOT / "functions" / name / "handler.py").read_text()
-        assert "from functions.core.lambda_http import lambda_handler" in source
+        assert "from functions.core.http.lambda_adapter import lambda_handler" in source
         assert ".app import" not in source
     composed = (ROOT / "functions" / "composed" / "handler.py").read_text()
     assert "asgi_lambda_handler(create_app(settings))" in composed

@@ -14,10 +14,10 @@ from pymilvus import MilvusClient
 from pymongo import MongoClient
 
 from functions.composed.service import composed_routes
-from functions.core.apigw import http_event, response_json
-from functions.core.http import create_api, include_routes
-from functions.core.lambda_http import lambda_handler
-from functions.core.routes import Route
+from functions.core.http.fastapi_app import create_api, include_routes
+from functions.core.http.invoke_events import http_event, response_json
+from functions.core.http.lambda_adapter import lambda_handler
+from functions.core.http.routes import Route
 from functions.core.settings import Settings
 from tests.functions.test_api import Call, front_door
 

@@ -16,10 +16,10 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from functions.core.encoder import TextEncoder
 from functions.core.errors import ModelUnavailable
-from functions.core.manifest import MANIFEST_FILE, TOKENIZER_FILE, ModelManifest, sha256_file
-from functions.core.model_source import S3Folder, fetch_model, materialize_models
+from functions.core.models.manifest import MANIFEST_FILE, TOKENIZER_FILE, ModelManifest, sha256_file
+from functions.core.models.model_source import S3Folder, fetch_model, materialize_models
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.settings import Settings
 from offline.cli import app
 from offline.model_push import VersionConflict, model_version, push_model

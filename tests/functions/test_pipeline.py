@@ -19,7 +19,7 @@ from functions.core.pipeline_config import (
     SummaryParams,
     parse_config,
 )
-from functions.core.vector_store import VECTOR_FIELD, Match
+from functions.core.stores.vector_store import VECTOR_FIELD, Match
 from functions.search.bucketing import assign, bucket
 from functions.search.config_source import DEFAULT_CONFIG, FileConfig
 from functions.search.matching import reciprocal_rank_fusion, weighted_fusion

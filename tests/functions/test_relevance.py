@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from functions.core.vector_store import VECTOR_FIELD, Match
+from functions.core.stores.vector_store import VECTOR_FIELD, Match
 from functions.search.ranking import mmr
 
 

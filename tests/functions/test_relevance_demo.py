@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from functions.core.http.schemas import SearchRequest, SearchResponse
 from functions.core.scenes import QA
-from functions.core.schemas import SearchRequest, SearchResponse
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from functions.search.service import SearchService, build_search_service
 from functions.search.spelling import count_terms, save_vocabulary
 from indexing.corpus import QADocument

@@ -7,7 +7,7 @@ import ast
 import json
 from pathlib import Path
 
-from functions.core.lambda_http import lambda_handler
+from functions.core.http.lambda_adapter import lambda_handler
 from functions.search.health import health_route
 
 HANDLER = Path(__file__).resolve().parents[2] / "functions" / "search" / "handler.py"

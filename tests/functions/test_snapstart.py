@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from functions.core.apigw import http_event
+from functions.core.http.invoke_events import http_event
 from functions.core.settings import Settings
 from functions.core.snapstart import LambdaHandler, RestorableHandler
 
@@ -69,7 +69,7 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def secret_reading_init(home: Path, name: str, calls: list[str]) -> Callable[[], Any]:
     """An init like the composed handler's: the secret resolved into the settings it serves."""
-    from functions.core.connection import resolve_connection
+    from functions.core.stores.connection import resolve_connection
 
     def init() -> tuple[Settings, LambdaHandler]:
         settings = resolve_connection(Settings(home=home, mongo_secret=name))

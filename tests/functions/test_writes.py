@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from functions.core.encoder import TextEncoder
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.scenes import QA, SCENES_FILE_ENV
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from functions.documents import service as writes
 from functions.documents.limits import MAX_DELETE_IDS, MAX_UPSERT_DOCUMENTS
 from functions.summary import service as summary
@@ -264,7 +264,7 @@ def test_the_documents_lambda_entry_point_initialises_from_its_environment_and_w
     import importlib
     import sys
 
-    from functions.core.apigw import http_event, response_json
+    from functions.core.http.invoke_events import http_event, response_json
 
     assert settings.mongo_uri is not None
     for name, value in {

@@ -13,7 +13,13 @@ from aws_cdk import App
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 
-from functions.core.manifest import MODEL_FILE, TOKENIZER_FILE, ModelManifest, Parity, sha256_file
+from functions.core.models.manifest import (
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    ModelManifest,
+    Parity,
+    sha256_file,
+)
 from infra.app import build_app
 from infra.config import DeployConfig
 from infra.model_asset import MODEL_DIR_ENV

@@ -23,10 +23,10 @@ from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from PIL import Image
 
+from functions.core.http.schemas import SearchRequest
 from functions.core.scenes import QA, T2I
-from functions.core.schemas import SearchRequest
 from functions.core.settings import Settings
-from functions.core.stores import image_collection, open_document_store, open_vector_store
+from functions.core.stores.factory import image_collection, open_document_store, open_vector_store
 from functions.preprocess.service import build_preprocessor
 from functions.search.clients import InProcessDocuments, InProcessEmbedder
 from functions.search.service import build_search_service

@@ -23,7 +23,7 @@ import pytest
 from moto import mock_aws
 
 from functions.core.errors import ModelUnavailable
-from functions.core.manifest import MANIFEST_FILE, TOKENIZER_FILE, ModelManifest, sha256_file
+from functions.core.models.manifest import MANIFEST_FILE, TOKENIZER_FILE, ModelManifest, sha256_file
 from functions.core.settings import Settings
 from offline.model_push import push_model
 from tests.infra.aws_rules import ACCOUNT, REGION, Policy, Templates, enforce
@@ -127,8 +127,8 @@ def run_init(
         from indexing.batch.settings import load_settings
 
         return load_settings()
-    from functions.core.connection import resolve_connection
-    from functions.core.model_source import materialize_models
+    from functions.core.models.model_source import materialize_models
+    from functions.core.stores.connection import resolve_connection
 
     return materialize_models(resolve_connection(Settings()))
 
@@ -281,7 +281,7 @@ def test_the_checker_refuses_a_secret_the_role_was_not_granted(
     milvus_arn = functions(templates)["functions.search.handler.handler"][2][
         "MMSEARCH_MILVUS_SECRET"
     ]
-    from functions.core.connection import ConnectionSecretError
+    from functions.core.stores.connection import ConnectionSecretError
 
     policy = Policy("summary", templates.role_statements(stack, role))
     with enforce(policy), pytest.raises(ConnectionSecretError, match="AccessDenied"):

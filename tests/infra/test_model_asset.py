@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.core.manifest import ModelManifest
+from functions.core.models.manifest import ModelManifest
 from functions.core.settings import Settings
 from infra.config import DeployConfig
 from infra.model_asset import MODEL_DIR_ENV, ModelNotExported, local_model_dir, model_release

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.core.apigw import http_event
+from functions.core.http.invoke_events import http_event
 from infra.packaging import (
     BUNDLES,
     DEPENDENCIES,
@@ -50,7 +50,7 @@ EXPECTED_PACKAGES: dict[BundleName, set[str]] = {
 EXPECTED_SOURCES: dict[BundleName, set[str]] = {
     "preprocess": {
         "functions/__init__.py",
-        "functions/core/model_source.py",
+        "functions/core/models/model_source.py",
         "functions/preprocess/handler.py",
     },
     "search": {"functions/search/handler.py", "functions/search/pipeline.yaml"},
@@ -60,18 +60,25 @@ EXPECTED_SOURCES: dict[BundleName, set[str]] = {
         "functions/summary/service.py",
         "functions/composed/handler.py",
     },
-    "summary": {"functions/summary/handler.py", "functions/core/connection.py"},
-    "indexing": {"indexing/indexer.py", "indexing/corpus.py", "functions/core/encoder.py"},
+    "summary": {"functions/summary/handler.py", "functions/core/stores/connection.py"},
+    "indexing": {
+        "indexing/indexer.py",
+        "indexing/corpus.py",
+        "functions/core/models/text_encoder.py",
+    },
 }
 # What each bundle must import on Python 3.12 from the bundle alone (boto3 comes with Lambda).
 IMPORTS: dict[BundleName, list[str]] = {
-    "preprocess": ["functions.preprocess.service", "functions.core.lambda_http"],
+    "preprocess": ["functions.preprocess.service", "functions.core.http.lambda_adapter"],
     "search": ["functions.search.service", "functions.search.clients", "pymilvus", "pymongo"],
     "composed": ["functions.composed.app", "functions.composed.asgi_lambda", "pymilvus"],
-    "summary": ["functions.summary.service", "functions.core.connection", "pymongo"],
+    "summary": ["functions.summary.service", "functions.core.stores.connection", "pymongo"],
     "indexing": [
         *("indexing.indexer", "indexing.image_indexer", "indexing.batch.handler", "pymilvus"),
-        *("functions.documents.service", "functions.core.lambda_http"),  # the writes function
+        *(
+            "functions.documents.service",
+            "functions.core.http.lambda_adapter",
+        ),  # the writes function
     ],
 }
 

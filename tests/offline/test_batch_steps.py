@@ -15,13 +15,13 @@ from moto import mock_aws
 
 from functions.core.scenes import QA, T2I
 from functions.core.settings import Settings
-from functions.core.stores import (
+from functions.core.stores.factory import (
     collection_name,
     image_collection,
     open_document_store,
     open_vector_store,
 )
-from functions.core.vector_store import MilvusVectorStore
+from functions.core.stores.vector_store import MilvusVectorStore
 from indexing.batch.aliases import AliasConflict, open_aliases
 from indexing.batch.events import RunPlan, ShardRef, Split
 from indexing.batch.handler import Runtime, dispatch

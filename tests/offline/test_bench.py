@@ -13,7 +13,7 @@ import numpy as np
 from pymongo import MongoClient
 
 from functions.core.settings import Settings
-from functions.core.stores import open_vector_store
+from functions.core.stores.factory import open_vector_store
 from offline.bench.load import percentile
 from offline.bench.report import lookup, markdown
 from offline.bench.scale import build_replicated

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from functions.core.vector_store import auto_nlist
+from functions.core.stores.vector_store import auto_nlist
 from offline.bench import engine_workload
 from offline.bench.engines import engines_table, run_workload
 

@@ -9,7 +9,7 @@ import pytest
 
 from functions.core.pipeline_config import parse_config
 from functions.core.settings import Settings
-from functions.core.vector_store import Match
+from functions.core.stores.vector_store import Match
 from functions.search.config_source import DEFAULT_CONFIG
 from functions.search.matching import weighted_fusion
 from functions.search.relevance import RelevanceTables, isotonic

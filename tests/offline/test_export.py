@@ -16,7 +16,7 @@ from sentence_transformers.models import Pooling, Transformer
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from functions.core.manifest import (
+from functions.core.models.manifest import (
     MANIFEST_FILE,
     MODEL_FILE,
     TOKENIZER_FILE,

@@ -22,16 +22,17 @@ from PIL import Image, ImageOps
 from tokenizers import Tokenizer
 from transformers import CLIPModel, CLIPTokenizer
 
-from functions.core.clip_encoder import ClipEncoder
-from functions.core.encoder import TextEncoder, load_encoder
 from functions.core.errors import ModelUnavailable
-from functions.core.manifest import (
+from functions.core.models.clip_encoder import ClipEncoder
+from functions.core.models.loading import load_encoder
+from functions.core.models.manifest import (
     IMAGE_MODEL_FILE,
     MANIFEST_FILE,
     TEXT_MODEL_FILE,
     TOKENIZER_FILE,
     ModelManifest,
 )
+from functions.core.models.text_encoder import TextEncoder
 from offline.export import ExportError, parity_corpus
 from offline.export_clip import export_clip_model, image_processor_class
 from tests.offline.tiny_clip import PROJECTION_DIM, build_tiny_clip

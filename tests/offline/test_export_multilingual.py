@@ -21,10 +21,10 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.models import LayerNorm
 from tokenizers import Tokenizer
 
-from functions.core.clip_encoder import ClipEncoder
-from functions.core.encoder import TextEncoder, load_encoder
-from functions.core.image_space import load_image_space
-from functions.core.manifest import (
+from functions.core.models.clip_encoder import ClipEncoder
+from functions.core.models.image_space import load_image_space
+from functions.core.models.loading import load_encoder
+from functions.core.models.manifest import (
     IMAGE_MODEL_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -32,6 +32,7 @@ from functions.core.manifest import (
     TOKENIZER_FILE,
     ModelManifest,
 )
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.settings import Settings
 from offline.clip_parity import parity_images
 from offline.export import ExportError, export_text_model

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from functions.core.manifest import ModelManifest
+from functions.core.models.manifest import ModelManifest
 from functions.core.scenes import QA
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_vector_store
+from functions.core.stores.factory import collection_name, open_vector_store
 from indexing.corpus import QADocument, read_corpus
 from indexing.indexer import Indexer, fingerprint
 from offline.local_mongo import LocalMongoServer

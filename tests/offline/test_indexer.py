@@ -8,7 +8,7 @@ import pytest
 
 from functions.core.scenes import QA
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from indexing.corpus import QADocument, read_corpus
 from indexing.indexer import Indexer, IndexVerificationError
 
@@ -142,7 +142,7 @@ def test_a_collection_keyed_before_ids_were_encoded_serves_and_is_rebuilt_by_the
 ) -> None:
     from pymilvus import DataType, Function, FunctionType
 
-    from functions.core.vector_store import ANALYZER
+    from functions.core.stores.vector_store import ANALYZER
 
     collection = collection_name(settings, QA)
     indexer.run(QA, collection, qa_docs[:5])

@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from functions.core.errors import ModelUnavailable, ServiceError
-from functions.core.manifest import ModelManifest
+from functions.core.http.schemas import Debug, SearchRequest
+from functions.core.models.manifest import ModelManifest
 from functions.core.pipeline_config import ConfigError, parse_config
 from functions.core.scenes import QA
-from functions.core.schemas import Debug, SearchRequest
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, model_collection, open_vector_store
+from functions.core.stores.factory import collection_name, model_collection, open_vector_store
 from functions.preprocess.app import create_app as preprocess_app
 from functions.preprocess.service import build_preprocessor
 from functions.search.config_source import DEFAULT_CONFIG

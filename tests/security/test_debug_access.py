@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from functions.core.apigw import http_event, response_json
-from functions.core.http import create_api, include_routes
-from functions.core.lambda_http import lambda_handler
+from functions.core.http.fastapi_app import create_api, include_routes
+from functions.core.http.invoke_events import http_event, response_json
+from functions.core.http.lambda_adapter import lambda_handler
 from functions.core.settings import Settings
 from functions.search import service as search_service
 from functions.search.bucketing import DebugAccess

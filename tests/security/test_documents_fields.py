@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pymongo import monitoring
 
-from functions.core.document_store import READ_CHUNK
 from functions.core.scenes import T2I
 from functions.core.settings import Settings
-from functions.core.stores import open_document_store
+from functions.core.stores.document_store import READ_CHUNK
+from functions.core.stores.factory import open_document_store
 from functions.summary import service as summary
 from tests.functions.test_api import Call, front_door
 

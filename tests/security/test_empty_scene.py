@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from functions.core.encoder import TextEncoder
+from functions.core.models.text_encoder import TextEncoder
 from functions.core.scenes import QA
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from indexing.indexer import Indexer
 from tests.functions.test_api import front_door, search_routes
 

@@ -9,8 +9,8 @@ import re
 import pytest
 
 from functions.composed.service import composed_routes
-from functions.core.routes import Route
-from functions.core.security_headers import API_HEADERS, page_content_security_policy
+from functions.core.http.routes import Route
+from functions.core.http.security_headers import API_HEADERS, page_content_security_policy
 from functions.core.settings import Settings
 from tests.functions.conftest import door, qa_once  # noqa: F401  (shared fixtures)
 from tests.functions.test_api import front_door

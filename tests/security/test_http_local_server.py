@@ -19,13 +19,13 @@ import pytest
 from pydantic import BaseModel
 
 from functions.composed.app import create_app
-from functions.core.http import create_api, include_routes
-from functions.core.routes import Route
-from functions.core.security_headers import (
+from functions.core.http.fastapi_app import create_api, include_routes
+from functions.core.http.routes import Route
+from functions.core.http.security_headers import (
     API_CONTENT_SECURITY_POLICY,
     page_content_security_policy,
 )
-from functions.core.server_guard import allowed_hosts
+from functions.core.http.server_guard import allowed_hosts
 from functions.core.settings import Settings
 from offline.local_mongo import free_port
 from offline.local_server import MAX_HEADER_BYTES, local_server

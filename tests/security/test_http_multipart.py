@@ -12,9 +12,9 @@ import time
 import pytest
 
 from functions.composed.service import composed_routes
-from functions.core.routes import Route
+from functions.core.http.multipart import MAX_FIELD_BYTES, MAX_PART_HEADER_BYTES, MAX_PARTS
+from functions.core.http.routes import Route
 from functions.core.settings import Settings
-from functions.core.uploads import MAX_FIELD_BYTES, MAX_PART_HEADER_BYTES, MAX_PARTS
 from tests.functions.conftest import door, qa_once  # noqa: F401  (shared fixtures)
 from tests.functions.test_limits import send_raw
 

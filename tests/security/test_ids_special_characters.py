@@ -13,7 +13,7 @@ import pytest
 
 from functions.core.scenes import QA
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_document_store, open_vector_store
+from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from functions.summary import service as summary
 from indexing.batch.aliases import open_aliases
 from indexing.batch.handler import Runtime
@@ -130,7 +130,7 @@ def test_batch_indexing_indexes_updates_and_prunes_ids_with_any_character(
 
 @pytest.mark.parametrize("doc_id", SPECIAL_IDS[:4])
 def test_a_stored_key_never_holds_a_single_quote_and_reads_back_unchanged(doc_id: str) -> None:
-    from functions.core.vector_store import document_id, stored_id
+    from functions.core.stores.vector_store import document_id, stored_id
 
     assert "'" not in stored_id(doc_id)
     assert document_id(stored_id(doc_id)) == doc_id

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from functions.core.encoder import TextEncoder
-from functions.core.memory_budget import MemoryBudget
-from functions.core.tiny_image import TinyImageEncoder
+from functions.core.models.memory_budget import MemoryBudget
+from functions.core.models.text_encoder import TextEncoder
+from functions.core.models.tiny_image import TinyImageEncoder
 from functions.preprocess.service import Preprocessor, routes
 from tests.functions.test_api import Call, front_door
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from functions.core.routes import Route
+from functions.core.http.routes import Route
 from tests.functions.test_api import door, front_door  # noqa: F401  (shared fixture)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from functions.core.pipeline_config import MAX_CONFIG_BYTES, ConfigError, parse_config
 from functions.core.settings import Settings
-from functions.core.stores import collection_name, open_vector_store
+from functions.core.stores.factory import collection_name, open_vector_store
 from functions.search import service as search_service
 from functions.search.config_source import DEFAULT_CONFIG, FileConfig
 from tests.functions.conftest import qa_once  # noqa: F401  (the indexed QA corpus)

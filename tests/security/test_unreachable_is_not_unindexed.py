@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from functions.core.errors import IndexNotReady, StoreUnavailable
-from functions.core.vector_store import MilvusVectorStore
+from functions.core.stores.vector_store import MilvusVectorStore
 
 
 class _Failing:

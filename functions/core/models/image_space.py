@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from functions.core.manifest import MANIFEST_FILE
+from functions.core.models.manifest import MANIFEST_FILE
 from functions.core.settings import Settings
 
 
@@ -33,20 +33,22 @@ def clip_model_dir(settings: Settings) -> Path | None:
 
 def load_image_space(settings: Settings) -> ImageSpaceEncoder:
     """CLIP if configured (loaded once), else the tiny-image descriptor."""
-    from functions.core.memory_budget import MemoryBudget
+    from functions.core.models.memory_budget import MemoryBudget
 
     # One budget per process: every image decoded at once draws from it.
     budget = MemoryBudget(settings.image_memory_budget_bytes)
     folder = clip_model_dir(settings)
     if folder is None:
-        from functions.core.tiny_image import TinyImageEncoder  # Pillow: imported when needed
+        from functions.core.models.tiny_image import (
+            TinyImageEncoder,  # Pillow: imported when needed
+        )
 
         return TinyImageEncoder(
             settings.max_image_pixels,
             max_decoded_bytes=settings.max_image_decoded_bytes,
             budget=budget,
         )
-    from functions.core.clip_encoder import ClipEncoder
+    from functions.core.models.clip_encoder import ClipEncoder
 
     return ClipEncoder.load(
         folder,

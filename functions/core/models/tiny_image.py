@@ -9,9 +9,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from functions.core.images import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS, ImagePreprocessor
-from functions.core.manifest import ImagePreprocessing
-from functions.core.memory_budget import MemoryBudget
+from functions.core.models.image_preprocessing import (
+    DEFAULT_MAX_DECODED_BYTES,
+    DEFAULT_MAX_PIXELS,
+    ImagePreprocessor,
+)
+from functions.core.models.manifest import ImagePreprocessing
+from functions.core.models.memory_budget import MemoryBudget
 
 SIDE = 16
 TINY_IMAGE = "tiny-image-16"

@@ -13,16 +13,16 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions.core.caller import CallerHeaders
 from functions.core.errors import ServiceError
-from functions.core.routes import Route, describe_errors, media_type_error
-from functions.core.schemas import ErrorBody
-from functions.core.security_headers import (
+from functions.core.http.caller import CallerHeaders
+from functions.core.http.multipart import is_multipart, multipart_to_json
+from functions.core.http.routes import Route, describe_errors, media_type_error
+from functions.core.http.schemas import ErrorBody
+from functions.core.http.security_headers import (
     API_CONTENT_SECURITY_POLICY,
     page_content_security_policy,
     security_headers,
 )
-from functions.core.uploads import is_multipart, multipart_to_json
 
 log = logging.getLogger("mmsearch")
 

@@ -19,10 +19,10 @@ from functions.core.errors import (
     StoreUnavailable,
     UnsupportedByStore,
 )
-from functions.core.filters import Filters, quote, string_literal
-from functions.core.retries import RetryPolicy
 from functions.core.scenes import FILTER_MAX_VALUES as FILTER_MAX_VALUES
 from functions.core.scenes import FILTER_VALUE_MAX_LENGTH as FILTER_VALUE_MAX_LENGTH
+from functions.core.stores.filters import Filters, quote, string_literal
+from functions.core.stores.retries import RetryPolicy
 
 VECTOR_FIELD = "vector"
 TEXT_FIELD = "text"  # the searchable text; Milvus derives the BM25 sparse vector from it
@@ -85,7 +85,7 @@ class VectorRecord:
     text: str = ""
 
 
-# Filters as a checked `Filters` (functions.core.filters), or {field: [keywords]} on arrays.
+# Filters as a checked `Filters` (functions.core.stores.filters), or {field: [keywords]} on arrays.
 FilterSpec = Mapping[str, list[str]] | Filters
 
 
@@ -201,7 +201,7 @@ def filter_expression(filters: Mapping[str, list[str]], allowed: Sequence[str]) 
     return " and ".join(clauses)
 
 
-_string_literal = string_literal  # the escaping lives in functions.core.filters
+_string_literal = string_literal  # the escaping lives in functions.core.stores.filters
 _quote = quote
 
 

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from functions.core.errors import InvalidRequest
-from functions.core.manifest import ImagePreprocessing
-from functions.core.memory_budget import MemoryBudget
+from functions.core.models.manifest import ImagePreprocessing
+from functions.core.models.memory_budget import MemoryBudget
 
 log = logging.getLogger("mmsearch")
 

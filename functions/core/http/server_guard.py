@@ -12,7 +12,7 @@ import anyio
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions.core.http import error_response
+from functions.core.http.fastapi_app import error_response
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 ANY_INTERFACE = frozenset({"0.0.0.0", "::", "[::]", ""})

@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from functions.core import caller, correlation
 from functions.core.errors import ServiceError
-from functions.core.routes import Route, describe_errors, media_type_error
-from functions.core.security_headers import API_HEADERS
-from functions.core.uploads import is_multipart, multipart_to_json
+from functions.core.http import caller, correlation
+from functions.core.http.multipart import is_multipart, multipart_to_json
+from functions.core.http.routes import Route, describe_errors, media_type_error
+from functions.core.http.security_headers import API_HEADERS
 
 log = logging.getLogger("mmsearch")
 

@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from functions.core.encoder import ExportedEncoder, TextEncoder, open_session
 from functions.core.errors import ModelUnavailable
-from functions.core.images import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS, ImagePreprocessor
-from functions.core.memory_budget import MemoryBudget
+from functions.core.models.image_preprocessing import (
+    DEFAULT_MAX_DECODED_BYTES,
+    DEFAULT_MAX_PIXELS,
+    ImagePreprocessor,
+)
+from functions.core.models.memory_budget import MemoryBudget
+from functions.core.models.text_encoder import ExportedEncoder, TextEncoder, open_session
 
 
 class ClipEncoder(ExportedEncoder):

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
 from functions.core.errors import ModelUnavailable
-from functions.core.manifest import TOKENIZER_FILE, ModelManifest, sha256_file
-
-if TYPE_CHECKING:
-    from functions.core.clip_encoder import ClipEncoder
+from functions.core.models.manifest import TOKENIZER_FILE, ModelManifest, sha256_file
 
 _PAD_TOKENS = ("[PAD]", "<pad>", "<|endoftext|>")
 
@@ -98,20 +94,6 @@ class TextEncoder(ExportedEncoder):
             feeds[name] = available[name]
         (vectors,) = self._session.run([self.manifest.output], feeds)
         return np.asarray(vectors, dtype=np.float32)
-
-
-def load_encoder(model_dir: Path, threads: int = 0) -> TextEncoder | ClipEncoder:
-    """The encoder an exported folder holds, by its manifest's kind: text only, or CLIP."""
-    # Imported here: clip_encoder builds on this module.
-    from functions.core.clip_encoder import ClipEncoder
-
-    try:
-        kind = ModelManifest.read(model_dir).kind
-    except Exception as exc:
-        raise ModelUnavailable(f"cannot load model from {model_dir}: {exc}") from exc
-    if kind == "clip":
-        return ClipEncoder.load(model_dir, threads=threads)
-    return TextEncoder.load(model_dir, threads=threads)
 
 
 def open_session(path: Path, *, threads: int = 0, spin: bool = True) -> ort.InferenceSession:

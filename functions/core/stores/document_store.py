@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 from functions.core.errors import StoreUnavailable
-from functions.core.retries import RetryPolicy
+from functions.core.stores.retries import RetryPolicy
 
 T = TypeVar("T")
 log = logging.getLogger("mmsearch")

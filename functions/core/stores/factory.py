@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 from functions.core import log_scrub
-from functions.core.document_store import MongoDocumentStore
 from functions.core.errors import StoreUnavailable
 from functions.core.scenes import Scene
 from functions.core.settings import Settings
-from functions.core.vector_store import MilvusVectorStore
+from functions.core.stores.document_store import MongoDocumentStore
+from functions.core.stores.vector_store import MilvusVectorStore
 
 
 def open_vector_store(settings: Settings) -> MilvusVectorStore:

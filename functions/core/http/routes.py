@@ -1,7 +1,7 @@
 """A function's API as data: each route is a method, a path, a request model and a call.
 
 The same table becomes a FastAPI router (the local server, the OpenAPI schema) and a plain
-Lambda handler (`functions.core.lambda_http`), so the Lambda path never imports FastAPI:
+Lambda handler (`functions.core.http.lambda_adapter`), so the Lambda path never imports FastAPI:
 that import alone is half a second of every cold start on this class of CPU.
 """
 
@@ -24,7 +24,7 @@ class Route:
     response: type[BaseModel]
     call: Callable[..., BaseModel]
     tag: str
-    form: bool = False  # also reads `multipart/form-data` (functions.core.uploads)
+    form: bool = False  # also reads `multipart/form-data` (functions.core.http.multipart)
 
 
 def describe_errors(errors: list[Any]) -> tuple[int, str, str]:

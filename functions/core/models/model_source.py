@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from functions.core.errors import ModelUnavailable
-from functions.core.manifest import MANIFEST_FILE, ModelManifest, check_segment
+from functions.core.models.manifest import MANIFEST_FILE, ModelManifest, check_segment
 
 if TYPE_CHECKING:
     from functions.core.settings import Settings
@@ -101,7 +101,7 @@ def verify_folder(model_dir: Path) -> ModelManifest:
     """The folder's manifest, after checking that every file it lists is there and matches
     its sha256; raises `ModelUnavailable` naming the first file that does not."""
     # The encoder's check: imported here so callers without models never load onnxruntime.
-    from functions.core.encoder import _verify_files
+    from functions.core.models.text_encoder import _verify_files
 
     try:
         manifest = ModelManifest.read(model_dir)
