@@ -33,7 +33,7 @@ from infra.packaging import lambda_bundle
 PYTHON = os.environ.get("MMSEARCH_TEST_PYTHON312", "python3.12")
 LEAN = (
     "from functions.composed.service import composed_routes\n"
-    "from functions.core.lambda_http import lambda_handler\n"
+    "from functions.core.http.lambda_adapter import lambda_handler\n"
     "from functions.core.settings import Settings\n"
     "s = Settings()\n"
     "handler = lambda_handler(composed_routes(s)[1], s.max_body_bytes)\n"
@@ -51,7 +51,7 @@ PROBE = """
 import json, sys, time
 t0 = time.perf_counter()
 {init}t1 = time.perf_counter()
-from functions.core.apigw import http_event
+from functions.core.http.invoke_events import http_event
 reply = handler(http_event("GET", "/v1/scenes"), None)
 t2 = time.perf_counter()
 assert reply["statusCode"] == 200, reply
