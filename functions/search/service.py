@@ -387,6 +387,7 @@ def routes(service: SearchService) -> list[Route]:
                     query=scene.query,
                     filterable=scene.filter_types,
                     max_results=scene.max_results,
+                    fields={f: scene.fields[f].type for f in scene.returned or scene.fields},
                     layers={
                         layer: {e: x.ratio for e, x in pipeline.layer(layer).experiments.items()}
                         for layer in LAYERS

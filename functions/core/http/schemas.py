@@ -204,6 +204,7 @@ class SceneDescription(BaseModel):
         default_factory=dict, description="Fields a search may filter and facet on -> type."
     )
     max_results: int = Field(1000, description="How deep pages may go (offset + top_k).")
+    fields: dict[str, str] = Field(default_factory=dict, description="Returned field -> type.")
     layers: dict[str, dict[str, float]] = Field(description="Layer -> experiment -> ratio.")
 
 
