@@ -25,6 +25,7 @@ from infra.config import DeployConfig, function_name
 from infra.functions import HANDLERS, CodeSource, service_function
 from infra.nag import acknowledge
 from infra.network import FunctionNetwork
+from infra.scenes import scenes_environment
 from infra.storage import StorageStack, bucket_arn, nag_bucket_arn
 
 # A Lambda event is at most 6 MB and binary bodies arrive base64-encoded (4/3 larger):
@@ -119,6 +120,7 @@ class ApiStack(Stack):
         limits = {
             "MMSEARCH_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
             "MMSEARCH_MODEL_VERSION": storage.model.version,
+            **scenes_environment(config.scenes_file),  # every function sees the same scenes
         }
         model = storage.model.environment(config)
         secrets = self._secrets = storage.secrets

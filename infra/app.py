@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_cdk import App, Environment, Tags
 from aws_cdk import aws_lambda as lambda_
+from pydantic import ValidationError
 
 from infra.api import ApiStack
 from infra.config import DeployConfig
@@ -15,6 +16,7 @@ from infra.indexing import IndexingStack
 from infra.model_asset import model_release
 from infra.nag import check
 from infra.observability import ObservabilityStack
+from infra.scenes import scenes_environment
 from infra.storage import StorageStack
 from infra.web import WebStack
 
@@ -22,18 +24,24 @@ if TYPE_CHECKING:
     from infra.packaging import BundleName
 
 
-def bundled_code(name: BundleName) -> lambda_.Code:
-    """The function's docker-free bundle (built on first use, cached under build/)."""
-    from infra.packaging import lambda_bundle  # pip runs only when an app is synthesized
+def bundled_code(config: DeployConfig) -> CodeSource:
+    """Each function's docker-free bundle (built on first use, cached under build/), carrying
+    the deployment's scenes file when it has one."""
 
-    return lambda_.Code.from_asset(str(lambda_bundle(name)))
+    def code(name: BundleName) -> lambda_.Code:
+        from infra.packaging import lambda_bundle  # pip runs only when an app is synthesized
+
+        return lambda_.Code.from_asset(str(lambda_bundle(name, scenes_file=config.scenes_file)))
+
+    return code  # type: ignore[return-value]  # the documents function runs "indexing"
 
 
 def build_app(
-    app: App, config: DeployConfig | None = None, code: CodeSource = bundled_code
+    app: App, config: DeployConfig | None = None, code: CodeSource | None = None
 ) -> dict[str, Any]:
     """Every mmsearch stack in `app`, checked by cdk-nag's AwsSolutions pack at synth."""
     config = config or DeployConfig.from_context(app.node.try_get_context)
+    code = code or bundled_code(config)
     env = Environment(account=config.account, region=config.region)
     prefix = config.name
     release = model_release(config)  # the one model version every function serves
@@ -49,6 +57,7 @@ def build_app(
         environment={
             **storage.secrets.environment("milvus", "mongo"),
             **release.environment(config),
+            **scenes_environment(config.scenes_file),
             # Image hits carry absolute URLs: they resolve whichever URL a caller uses the API by.
             "MMSEARCH_MEDIA_BASE_URL": web.media_base_url,
         },
@@ -84,7 +93,17 @@ def main() -> None:
     """Entry point for the CDK CLI."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     app = App()
-    build_app(app)
+    try:
+        config = DeployConfig.from_context(app.node.try_get_context)
+    except ValidationError as exc:
+        # One line per problem, as the loaders word it (a scenes file's names the scene and
+        # key), instead of a traceback.
+        problems = (
+            f"{'.'.join(map(str, e['loc'])) or 'context'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise SystemExit("invalid deployment configuration:\n  " + "\n  ".join(problems)) from None
+    build_app(app, config)
     app.synth()
 
 

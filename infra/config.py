@@ -153,6 +153,11 @@ class DeployConfig(BaseModel):
         200_000, ge=1, description="Corpora at least this large embed on SageMaker, else Lambda."
     )
     shard_docs: int = Field(2_000, ge=1, description="Documents per indexing shard.")
+    scenes_file: str | None = Field(
+        None,
+        description="A scenes YAML of your own (functions/core/scenes.yaml's format), checked"
+        " at synth and shipped to every function and indexing job; None: the packaged scenes.",
+    )
 
     @field_validator("memory_mb", "timeout_s", "route_throttle", mode="before")
     @classmethod
@@ -173,6 +178,11 @@ class DeployConfig(BaseModel):
             raise ValueError("vpc_id needs subnet_ids")
         if unknown := set(self.route_throttle) - set(ROUTE_THROTTLE):
             raise ValueError(f"route_throttle names unknown routes {sorted(unknown)}")
+        if self.scenes_file:
+            # The functions' own loader: a file they would refuse fails synth, with its message.
+            from infra.scenes import check_scenes_file
+
+            check_scenes_file(self.scenes_file)
         return self
 
     @classmethod

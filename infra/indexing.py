@@ -104,7 +104,10 @@ class IndexingStack(Stack):
         self.processing: ProcessingJobs | None = None
         if config.sagemaker:
             self.processing = ProcessingJobs(
-                self, "Processing", data_bucket_arn=bucket_arn(config, "data")
+                self,
+                "Processing",
+                data_bucket_arn=bucket_arn(config, "data"),
+                scenes_file=config.scenes_file,
             )
         self._grant_store_access(secret)
         self.state_machine = self._state_machine(options)

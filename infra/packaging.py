@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
+from infra.scenes import BUNDLED_SCENES
+
 REPO = Path(__file__).resolve().parents[1]
 LOCK = REPO / "requirements.lock"
 BUILD_ROOT = REPO / "build" / "lambda"
@@ -97,25 +99,33 @@ _JUNK = ("__pycache__", "*.pyc", "*.pyo")
 _EXTRA_MARKER = re.compile(r"\bextra\s*==")
 
 
-def lambda_bundle(name: BundleName, *, build_root: Path = BUILD_ROOT) -> Path:
-    """A folder holding bundle `name`'s dependencies and source, ready to zip for Lambda."""
+def lambda_bundle(
+    name: BundleName, *, build_root: Path = BUILD_ROOT, scenes_file: str | Path | None = None
+) -> Path:
+    """A folder holding bundle `name`'s dependencies and source, ready to zip for Lambda; with
+    `scenes_file`, also that file at `BUNDLED_SCENES` (in a folder of its own, named by the
+    file's hash, so the default bundles stay as they are)."""
     if name not in BUNDLES:
         raise ValueError(f"unknown bundle {name!r}; expected one of {BUNDLES}")
     deps = installed_dependencies(requirements(name), build_root=build_root)
-    bundle = build_root / name
-    source_key = _source_digest(name) + ":" + deps.name
+    scenes = Path(scenes_file).read_bytes() if scenes_file else None
+    scenes_key = hashlib.sha256(scenes).hexdigest()[:12] if scenes is not None else ""
+    bundle = build_root / (f"{name}+scenes-{scenes_key}" if scenes_key else name)
+    source_key = _source_digest(name) + ":" + deps.name + (f":{scenes_key}" if scenes_key else "")
     marker = bundle / ".mmsearch-bundle"
     if marker.exists() and marker.read_text() == source_key:
         # Bytecode a local run left behind (python without -B in the folder) is not ours to ship.
         for cache in list(bundle.rglob("__pycache__")):
             shutil.rmtree(cache)
         return bundle
-    staging = build_root / f".{name}.staging"
+    staging = build_root / f".{bundle.name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     # Hard links: a source change costs a copy of our few hundred kB, not of the wheels.
     shutil.copytree(deps, staging, symlinks=True, copy_function=_link)
     for relative in SOURCES[name]:
         _copy_source(REPO / relative, staging / relative)
+    if scenes is not None:
+        (staging / BUNDLED_SCENES).write_bytes(scenes)
     (staging / marker.name).write_text(source_key)
     shutil.rmtree(bundle, ignore_errors=True)
     staging.rename(bundle)

@@ -14,6 +14,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.packaging import REPO, requirements
+from infra.scenes import BUNDLED_SCENES, PROCESSING_CODE_ROOT, scenes_environment
 
 # The Lambda runtime provides boto3; the image must install it itself (at the lock's pins,
 # which hold botocore and s3transfer too).
@@ -38,8 +39,16 @@ VPC_ACTIONS = [
 class ProcessingJobs(Construct):
     """The processing role and image; `job_state` is the Map's item processor on SageMaker."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, data_bucket_arn: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data_bucket_arn: str,
+        scenes_file: str | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
+        self.scenes_file = scenes_file
         self.role = iam.Role(
             self,
             "Role",
@@ -58,7 +67,7 @@ class ProcessingJobs(Construct):
         self.image = ecr_assets.DockerImageAsset(
             self,
             "Image",
-            directory=str(processing_image_context()),
+            directory=str(processing_image_context(scenes_file=scenes_file)),
             platform=ecr_assets.Platform.LINUX_AMD64,
         )
         self.image.repository.grant_pull(self.role)
@@ -115,7 +124,12 @@ class ProcessingJobs(Construct):
                 }
             },
             "StoppingCondition": {"MaxRuntimeInSeconds": 4 * 3600},
-            "Environment": {**environment, "MMSEARCH_HOME": "/tmp/mmsearch"},
+            "Environment": {
+                **environment,
+                "MMSEARCH_HOME": "/tmp/mmsearch",
+                # The image holds the scenes file where the Dockerfile puts our code.
+                **scenes_environment(self.scenes_file, PROCESSING_CODE_ROOT),
+            },
             **network,
         }
         retry = [
@@ -165,15 +179,20 @@ def image_requirements() -> list[str]:
     return [*requirements("indexing"), *RUNTIME_PROVIDED]
 
 
-def processing_image_context(build: Path = REPO / "build" / "processing-image") -> Path:
-    """A small Docker context for the processing image: our two packages, the indexing
-    function's requirements (with boto3), the lock as pip constraints, and
-    indexing/batch/Dockerfile (never the repository root)."""
+def processing_image_context(
+    build: Path = REPO / "build" / "processing-image", scenes_file: str | None = None
+) -> Path:
+    """A small Docker context for the processing image: our two packages (with the
+    deployment's scenes file, if any, at `BUNDLED_SCENES`), the indexing function's
+    requirements (with boto3), the lock as pip constraints, and indexing/batch/Dockerfile
+    (never the repository root)."""
     shutil.rmtree(build, ignore_errors=True)
     build.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "bench", "Dockerfile")
     for name in ("functions", "indexing"):
         shutil.copytree(REPO / name, build / name, ignore=ignore)
+    if scenes_file:
+        shutil.copy(scenes_file, build / BUNDLED_SCENES)
     (build / "requirements.txt").write_text("\n".join(image_requirements()) + "\n")
     shutil.copy(REPO / "requirements.lock", build / "constraints.txt")
     shutil.copy(REPO / "indexing" / "batch" / "Dockerfile", build / "Dockerfile")

@@ -65,9 +65,12 @@ def stand_in_model(folder: Path, name: str = "all-MiniLM-L6-v2") -> Path:
 
 # --- the synthesized app, once per variant per session -------------------------------------
 
-# Few synths, each covering independent choices: the default deployment; one function with
-# IAM auth in a VPC with the SageMaker branch; split functions with JWT auth adopting kept
-# buckets, internal routes following `auth` and the page's origin elsewhere (CORS).
+# A deployment's own scenes (`-c scenes_file=...`): the packaged qa plus a product catalogue.
+CATALOGUE_SCENES = Path(__file__).with_name("catalogue_scenes.yaml")
+# Few synths, each covering independent choices: the default deployment (packaged scenes);
+# one function with IAM auth in a VPC with the SageMaker branch; split functions with JWT auth
+# adopting kept buckets, internal routes following `auth` and the page's origin elsewhere
+# (CORS); the last two with a scenes file of their own.
 VARIANTS: dict[str, dict[str, Any]] = {
     "split": {},
     "one": {
@@ -80,6 +83,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "sagemaker": True,
         "search_reserved_concurrency": 20,
         "model_version": "0123456789ab",
+        "scenes_file": str(CATALOGUE_SCENES),
     },
     "jwt": {
         "auth": "jwt",
@@ -90,6 +94,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "web_origin": "https://search.example.com",
         "writes": True,  # the write routes stay IAM-only under JWT auth
         "model_version": "0123456789ab",
+        "scenes_file": str(CATALOGUE_SCENES),
     },
 }
 
