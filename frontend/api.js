@@ -116,13 +116,15 @@ function facetsOf(value) {
 
 /**
  * Search a scene; with `image` (a Blob) the image is uploaded as multipart/form-data (scene
- * i2i). Returns `{hits, timings_ms, experiments, weakMatch, spelling}`; fields a server does
+ * i2i). `pageToken` asks for the page after the one whose answer carried it (same request
+ * otherwise). Returns `{hits, timings_ms, experiments, weakMatch, spelling, facets,
+ * nextPageToken}`; fields a server does
  * not send yet (`weak_match`, `spelling`, a hit's `relevance`) come back false/null.
  * Throws ApiError for non-2xx answers, unreadable bodies and network failures.
  */
 export async function search({
-  scene, query, image = null, topK = 10, filters = null, facets = null, userId = null,
-  forced = {}, signal,
+  scene, query, image = null, topK = 10, filters = null, facets = null, pageToken = null,
+  userId = null, forced = {}, signal,
 } = {}) {
   const debug = Object.keys(forced).length > 0 ? { experiments: forced } : undefined;
   let request;
@@ -140,6 +142,7 @@ export async function search({
     if (userId) body.user_id = userId;
     if (filters) body.filters = filters;
     if (facets) body.facets = facets;
+    if (pageToken) body.page_token = pageToken;
     request = jsonRequest(body);
   }
   const body = await post("/v1/search", request, signal);
@@ -151,6 +154,7 @@ export async function search({
     weakMatch: body.weak_match === true,
     spelling: spellingOf(body.spelling),
     facets: facetsOf(body.facets),
+    nextPageToken: typeof body.next_page_token === "string" ? body.next_page_token : null,
   };
 }
 

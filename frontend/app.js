@@ -1,7 +1,8 @@
 // Search page: keeps the state in the URL, calls the API, renders hits, notices and errors.
-// A search asks for one page plus one hit (is there more?); the first "More results" asks
-// for the first 100 (the API's ceiling), which also gives the count, and every page after
-// that is appended from memory. Hits already shown stay in place.
+// On the demo's tabs a search asks for one page plus one hit (is there more?); the first
+// "More results" asks for the first 100, which also gives the count, and every page after
+// that is appended from memory. A declared scene's tab pages with the API's next_page_token,
+// as deep as the scene allows. Hits already shown stay in place.
 import { search } from "./api.js";
 import {
   enableDebug, forcedExperiments, hideDebugAnswer, renderLayers, showDebug,
@@ -9,7 +10,12 @@ import {
 import { showError, showNotice } from "./messages.js";
 import { clearQueryImage, keepUpload, queryImageFor, rememberImage } from "./query_image.js";
 import { readableTag, renderHit, renderImageHit } from "./render.js";
-import { MAX_RESULTS, searchKey, stateFromUrl, urlFor } from "./state.js";
+import { renderDocumentHit } from "./render_document.js";
+import {
+  apiFilters, readFilterControls, renderActiveFilters, renderFacetGroups, renderFilterControls,
+} from "./scene_filters.js";
+import { addSceneTabs, customScenes } from "./scenes.js";
+import { MAX_RESULTS, TABS, searchKey, stateFromUrl, urlFor } from "./state.js";
 import { openViewer } from "./viewer.js";
 
 const $ = (id) => document.getElementById(id);
@@ -27,6 +33,8 @@ const imageFile = $("image-file");
 const filterLine = $("filter");
 const moreButton = $("more");
 const endNote = $("end-note");
+const filterControls = $("scene-filters");
+const activeFilters = $("active-filters");
 
 const MODES = {
   qa: {
@@ -46,8 +54,10 @@ const DEBOUNCE_MS = 350;
 const DEBUG = stateFromUrl(window.location.href).debug;
 
 let state = stateFromUrl(window.location.href);
+let declared = new Map(); // custom scene name -> its description (scenes.js)
 let current = null; // {key, hits, shown}: the answer on screen
 let inFlight = null;
+let inFlightKey = null; // what the search in flight asks (Enter in a range input also fires change)
 let debounceTimer = null;
 
 /** A random id kept in this browser, so bucketing (and MMR's order) stays stable for a user. */
@@ -98,6 +108,7 @@ function show(next) {
     statusLine.textContent = "";
     return;
   }
+  if (inFlight && inFlightKey === searchKey(next)) return;
   if (current && current.key === searchKey(next)) {
     reveal(next.k ?? pageSize());
     return;
@@ -105,9 +116,25 @@ function show(next) {
   runSearch(next);
 }
 
+/** The declared scene a tab searches, or null on the demo's tabs. */
+function customScene(next) {
+  return TABS.includes(next.tab) ? null : declared.get(next.tab) ?? null;
+}
+
+function modeFor(next) {
+  const scene = customScene(next);
+  if (!scene) return MODES[next.tab] ?? MODES.qa;
+  return {
+    label: `Search ${scene.label}`,
+    placeholder: "",
+    tagline: `${scene.label}: a scene declared in this server's configuration`,
+  };
+}
+
 function syncControls(next) {
-  const mode = MODES[next.tab];
-  sceneSwitch.querySelector(`input[value="${next.tab}"]`).checked = true;
+  const mode = modeFor(next);
+  const radio = sceneSwitch.querySelector(`input[value="${next.tab}"]`);
+  if (radio) radio.checked = true;
   $("query-label").textContent = mode.label;
   queryInput.placeholder = mode.placeholder;
   $("tagline").textContent = mode.tagline;
@@ -117,17 +144,22 @@ function syncControls(next) {
   filterLine.hidden = !next.tag;
   $("filter-label").textContent = next.tag ? `Only “${readableTag(next.tag)}”` : "";
   if (!next.like && !next.upload) clearQueryImage();
+  const scene = customScene(next);
+  renderFilterControls(filterControls, scene, next.filters ?? {});
+  renderActiveFilters(activeFilters, scene, next.filters ?? {}, removeFilter);
   renderLayers(sceneFor(next));
 }
 
 // --- searching ------------------------------------------------------------------------------
 
 function sceneFor(next) {
-  if (next.tab === "qa") return "qa";
+  if (next.tab !== "images") return next.tab;
   return next.like || next.upload ? "i2i" : "t2i";
 }
 
 function filtersFor(next) {
+  const scene = customScene(next);
+  if (scene) return apiFilters(scene, next.filters);
   return next.tag ? { [MODES[next.tab].filterField]: [next.tag] } : null;
 }
 
@@ -136,7 +168,7 @@ function askFor(count) {
   return Math.min(count + 1, MAX_RESULTS);
 }
 
-function request(next, topK, signal, facets = null) {
+function request(next, topK, signal, facets = null, pageToken = null) {
   const byImage = Boolean(next.like || next.upload);
   return queryImageFor(next, signal).then((image) =>
     search({
@@ -146,6 +178,7 @@ function request(next, topK, signal, facets = null) {
       topK,
       filters: filtersFor(next),
       facets,
+      pageToken,
       userId,
       forced: DEBUG ? forcedExperiments() : {},
       signal,
@@ -157,12 +190,17 @@ async function runSearch(next) {
   inFlight?.abort();
   const controller = new AbortController();
   inFlight = controller;
+  inFlightKey = searchKey(next);
   const byImage = Boolean(next.like || next.upload);
   examples.hidden = true;
   setBusy(true); // the previous answer stays on screen, dimmed, until this one arrives
   statusLine.textContent = "Searching…";
   const count = next.k ?? pageSize();
   try {
+    if (customScene(next)) {
+      await searchScene(next, count, controller.signal);
+      return;
+    }
     // Text searches without a tag also ask how the candidates spread over the tags.
     const facetField = byImage || next.tag ? null : MODES[next.tab].filterField;
     const facets = facetField ? [facetField] : null;
@@ -190,6 +228,37 @@ async function runSearch(next) {
       setBusy(false);
     }
   }
+}
+
+/** A declared scene's first page (then as many more as `count` asks): facets for its keyword
+ * fields not yet filtered, and the next page token for "More results". */
+async function searchScene(next, count, signal) {
+  const scene = customScene(next);
+  const facets = scene.facets.filter((f) => !next.filters?.[f]?.length);
+  const size = pageSize();
+  const found = await request(next, size, signal, facets.length ? facets : null);
+  if (signal.aborted) return;
+  clearAnswer();
+  $("facets").hidden = renderFacetGroups($("facets-list"), found.facets, filterBy) === 0;
+  current = {
+    key: searchKey(next), hits: found.hits, complete: !found.nextPageToken, shown: 0, next,
+    scene, paging: { size, facets: facets.length ? facets : null, token: found.nextPageToken },
+  };
+  current.calibrated = found.weakMatch || found.hits.some((h) => Number(h.relevance) > 0);
+  showNotice(notice, found, searchSuggestion);
+  if (DEBUG) showDebug(sceneFor(next), found);
+  await reveal(count);
+}
+
+/** The next page of a declared scene's answer, appended to its hits. */
+async function nextPage(answer) {
+  const { size, facets, token } = answer.paging;
+  const found = await request(answer.next, size, undefined, facets, token);
+  if (current !== answer) return;
+  const have = new Set(answer.hits.map((h) => String(h.id)));
+  answer.hits.push(...found.hits.filter((h) => !have.has(String(h.id))));
+  answer.paging.token = found.nextPageToken;
+  answer.complete = !found.nextPageToken;
 }
 
 /** The tags of the matched candidates with their counts, each a button that filters by it. */
@@ -224,6 +293,13 @@ async function reveal(count) {
   }
   moreButton.setAttribute("aria-busy", "true");
   try {
+    if (answer.scene) {
+      while (current === answer && answer.hits.length < count && !answer.complete) {
+        await nextPage(answer);
+      }
+      if (current === answer) showCount(count);
+      return;
+    }
     const found = await request(answer.next, MAX_RESULTS, undefined);
     if (current !== answer) return; // a newer search replaced this answer meanwhile
     // Shown hits stay where they are; the longer list adds only hits not yet shown.
@@ -244,20 +320,26 @@ function showCount(count) {
   const hits = current.hits;
   const target = Math.max(0, Math.min(count, hits.length));
   while (results.children.length > target) results.lastElementChild.remove();
-  const render = current.next.tab === "qa" ? renderHit : renderImageHit;
+  const scene = current.scene;
+  const render = scene
+    ? (hit, options) => renderDocumentHit(hit, scene, options)
+    : current.next.tab === "qa" ? renderHit : renderImageHit;
   const handlers = {
     debug: DEBUG,
     calibrated: current.calibrated,
     onTag: filterByTag,
     onOpen: openImage,
     onLike: moreLikeThis,
+    onFilter: filterBy,
   };
   results.append(...hits.slice(results.children.length, target).map((h) => render(h, handlers)));
   current.shown = target;
   moreButton.hidden = target >= hits.length && current.complete;
-  const capped = hits.length >= MAX_RESULTS;
+  const ceiling = scene ? scene.maxResults : MAX_RESULTS;
+  const capped = hits.length >= ceiling || (scene && current.complete && hits.length > 0
+    && hits.length + current.paging.size > ceiling);
   endNote.hidden = !(capped && target >= hits.length);
-  endNote.textContent = "These are the top 100. Refine the search to see others.";
+  endNote.textContent = `These are the top ${hits.length}. Refine the search to see others.`;
   const subject = subjectOf(current.next);
   const plural = (n) => `${n} ${n === 1 ? "result" : "results"}`;
   if (hits.length === 0) {
@@ -265,7 +347,7 @@ function showCount(count) {
   } else if (!current.complete) {
     statusLine.textContent = `Top ${target} for ${subject}`; // the count comes with the first 100
   } else {
-    const total = capped ? "100+ results" : plural(hits.length);
+    const total = capped ? `${hits.length}+ results` : plural(hits.length);
     const showing = target < hits.length ? ` · showing ${target}` : "";
     statusLine.textContent = `${total} for ${subject}${showing}`;
   }
@@ -297,12 +379,25 @@ function submitQuery(how) {
     queryInput.focus();
     return;
   }
-  navigate({ ...state, q, like: null, upload: null, k: pageSize() }, how);
+  const filters = customScene(state) ? readFilterControls(filterControls, state.filters) : {};
+  navigate({ ...state, q, filters, like: null, upload: null, k: pageSize() }, how);
 }
 
 function searchSuggestion(suggestion) {
   queryInput.value = suggestion;
   navigate({ ...state, q: suggestion, like: null, upload: null, k: pageSize() }, "push");
+}
+
+/** Filter a declared scene's search by one value of a keyword field (replacing that field's). */
+function filterBy(field, value) {
+  navigate({ ...state, filters: { ...state.filters, [field]: [value] }, k: pageSize() }, "push");
+}
+
+function removeFilter(field, value) {
+  const kept = (state.filters[field] ?? []).filter((v) => v !== value);
+  const filters = { ...state.filters, [field]: kept };
+  if (filters[field].length === 0) delete filters[field];
+  navigate({ ...state, filters, k: pageSize() }, "push");
 }
 
 function filterByTag(tag) {
@@ -357,7 +452,7 @@ document.addEventListener("keydown", (event) => {
 moreButton.addEventListener("click", async () => {
   if (!current || moreButton.hasAttribute("aria-busy")) return;
   const before = current.shown;
-  state = { ...state, k: Math.min(before + pageSize(), MAX_RESULTS) };
+  state = { ...state, k: Math.min(before + pageSize(), current.scene?.maxResults ?? MAX_RESULTS) };
   history.replaceState(history.state, "", urlFor(state, window.location.href));
   await reveal(state.k);
   // The button stays under the new hits and keeps focus; when it goes, the first new hit gets it.
@@ -368,14 +463,22 @@ topKSelect.addEventListener("change", () => {
   if (!current) return;
   state = { ...state, k: pageSize() };
   history.replaceState(history.state, "", urlFor(state, window.location.href));
-  reveal(state.k);
+  if (current.scene) runSearch(state); // its pages are of one size (the page token says which)
+  else reveal(state.k);
+});
+
+// A range or yes/no input changed: search again with it (Enter in one submits the form too).
+filterControls.addEventListener("change", () => {
+  const filters = readFilterControls(filterControls, state.filters);
+  if (searchKey({ ...state, filters }) === searchKey(state)) return;
+  navigate({ ...state, filters, k: pageSize() }, "push");
 });
 
 sceneSwitch.addEventListener("change", (event) => {
   if (event.target.name !== "scene") return;
   const q = queryInput.value.trim();
   const tab = event.target.value;
-  navigate({ tab, q, tag: null, like: null, upload: null, k: pageSize() }, "push");
+  navigate({ tab, q, tag: null, filters: {}, like: null, upload: null, k: pageSize() }, "push");
 });
 
 $("filter-clear").addEventListener("click", () => {
@@ -417,9 +520,21 @@ window.addEventListener("popstate", () => {
 
 if (DEBUG) enableDebug();
 
-// A shared or reloaded link (?tab=&q=&k=&tag=&like=) reopens its search.
+// A shared or reloaded link (?tab=&q=&k=&tag=&like=&f.<field>=) reopens its search; a declared
+// scene's tab waits for the scenes to be listed (an unknown one falls back to Questions).
 if ([...topKSelect.options].some((o) => o.value === String(state.k))) {
   topKSelect.value = String(state.k);
 }
-show({ ...state, upload: history.state?.upload ?? null });
+const listed = customScenes().then((found) => {
+  declared = found;
+  addSceneTabs(sceneSwitch, found);
+});
+if (TABS.includes(state.tab)) {
+  show({ ...state, upload: history.state?.upload ?? null });
+} else {
+  listed.then(() => {
+    const known = declared.has(state.tab);
+    show(known ? state : { ...state, tab: "qa", filters: {} });
+  });
+}
 queryInput.focus();

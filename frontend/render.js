@@ -38,7 +38,7 @@ export function readableTag(tag) {
   return String(tag ?? "").split(".").pop().replaceAll("_", " ").trim() || String(tag ?? "");
 }
 
-function relevanceBadge(hit, debug, calibrated) {
+export function relevanceBadge(hit, debug, calibrated) {
   const badge = element("span", "hit-relevance");
   const label = calibrated ? relevanceLabel(hit.relevance) : null;
   if (label) {
@@ -57,7 +57,7 @@ function relevanceBadge(hit, debug, calibrated) {
  * An element whose text has the query's terms wrapped in <mark>. `spans` are [start, end)
  * offsets in Unicode code points (the API's unit), so the text is split with Array.from.
  */
-function markedElement(tag, className, text, spans) {
+export function markedElement(tag, className, text, spans) {
   const node = element(tag, className);
   const chars = Array.from(String(text ?? ""));
   let at = 0;
@@ -91,19 +91,23 @@ export function tagList(tags, onTag) {
   return list;
 }
 
+/** `item` as a hit whose document could not be fetched: its id and "document unavailable". */
+export function unavailableHit(item, hit, debug, calibrated) {
+  item.classList.add("hit-unavailable");
+  const header = element("div", "hit-header");
+  const id = element("h2", "hit-id", String(hit.id ?? ""));
+  header.append(id, relevanceBadge(hit, debug, calibrated));
+  item.append(header, element("p", "hit-answer", "document unavailable"));
+  return item;
+}
+
 /** One question/answer hit. */
 export function renderHit(hit, { debug = false, calibrated = true, onTag }) {
   const item = element("li", "hit");
   item.tabIndex = -1; // "More results" moves focus here when its button goes away
-  const header = element("div", "hit-header");
   const doc = hit.document;
-  if (!doc) {
-    item.classList.add("hit-unavailable");
-    const id = element("h2", "hit-id", String(hit.id ?? ""));
-    header.append(id, relevanceBadge(hit, debug, calibrated));
-    item.append(header, element("p", "hit-answer", "document unavailable"));
-    return item;
-  }
+  if (!doc) return unavailableHit(item, hit, debug, calibrated);
+  const header = element("div", "hit-header");
   const marks = hit.highlights ?? {};
   header.append(
     markedElement("h2", "hit-question", doc.question, marks.question),

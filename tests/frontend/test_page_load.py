@@ -11,6 +11,7 @@ from tests.frontend.conftest import close_page, new_page
 
 def test_the_landing_page_loads_without_a_failed_request(browser: Any, server: str) -> None:
     page = new_page(browser, server)
+    page.wait_for_load_state("networkidle")  # the first load's requests end before the second
     failed: list[str] = []
     errors: list[str] = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
