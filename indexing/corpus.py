@@ -10,12 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from functions.core.limits import FILTER_MAX_VALUES, FILTER_VALUE_MAX_LENGTH, ID_MAX_LENGTH
 from functions.core.scenes import InvalidDocument, Scene, SceneDocument
-from functions.core.stores.vector_store import (
-    FILTER_MAX_VALUES,
-    FILTER_VALUE_MAX_LENGTH,
-    ID_MAX_LENGTH,
-)
 
 
 class QADocument(BaseModel):

@@ -12,8 +12,8 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from functions.core.limits import FILTER_MAX_VALUES, ID_MAX_LENGTH
 from functions.core.models.image_preprocessing import ACCEPTED_FORMATS
-from functions.core.stores.vector_store import FILTER_MAX_VALUES, ID_MAX_LENGTH
 from indexing.corpus import InvalidRecord, short_filter_values
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from functions.documents.limits import MAX_DELETE_IDS, MAX_UPSERT_DOCUMENTS
+from functions.core.limits import MAX_DELETE_IDS, MAX_UPSERT_DOCUMENTS
 
 SERVER_FILE = "server.json"
 CONNECT_WAIT_S = 10.0  # a server that has just announced itself may not listen yet

@@ -21,14 +21,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from functions.core.errors import InvalidRequest, UnknownScene
+from functions.core.limits import (
+    DEFAULT_MAX_RESULTS,
+    FILTER_MAX_VALUES,
+    FILTER_VALUE_MAX_LENGTH,
+    MAX_RESULTS_CEILING,
+)
 
 SCENES_FILE_ENV = "MMSEARCH_SCENES_FILE"
 PACKAGED_SCENES = Path(__file__).with_name("scenes.yaml")
-# Milvus limits on what sits beside a vector (one home: the vector store imports these).
-FILTER_VALUE_MAX_LENGTH = 256
-FILTER_MAX_VALUES = 64
 MAX_SCENES_BYTES = 64 * 1024
-DEFAULT_MAX_RESULTS = 1000
 
 FieldType = Literal[
     "keyword", "keyword_list", "integer", "float", "boolean", "datetime", "text", "image"
@@ -86,7 +88,7 @@ class Scene(_Strict):
     bm25_fields: tuple[str, ...] | None = None  # None: the embedded text
     filterable: tuple[str, ...] = ()
     returned: tuple[str, ...] = ()  # () : every declared field
-    max_results: int = Field(DEFAULT_MAX_RESULTS, ge=1, le=10_000)
+    max_results: int = Field(DEFAULT_MAX_RESULTS, ge=1, le=MAX_RESULTS_CEILING)
 
     @model_validator(mode="before")
     @classmethod

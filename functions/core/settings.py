@@ -12,7 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from functions.core.scenes import FILTER_MAX_VALUES
+from functions.core.limits import (
+    FILTER_MAX_VALUES,
+    MAX_BODY_BYTES,
+    MAX_FILTER_FIELDS,
+    MAX_QUERY_CHARS,
+    MAX_TOP_K,
+)
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 ENV_PREFIX = "MMSEARCH_"
@@ -62,9 +68,11 @@ class Settings(BaseModel):
     encoder_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto.")
     encode_batch_size: int = Field(32, ge=1, le=1024)
 
-    max_query_chars: int = Field(1000, ge=1)
-    max_top_k: int = Field(100, ge=1, le=100, description="Larger top_k is a 422.")
-    max_filter_fields: int = Field(4, ge=1, description="Fields one search may filter on.")
+    max_query_chars: int = Field(MAX_QUERY_CHARS, ge=1)
+    max_top_k: int = Field(MAX_TOP_K, ge=1, le=MAX_TOP_K, description="Larger top_k is a 422.")
+    max_filter_fields: int = Field(
+        MAX_FILTER_FIELDS, ge=1, description="Fields one search may filter on."
+    )
     max_filter_values: int = Field(
         FILTER_MAX_VALUES, ge=1, le=FILTER_MAX_VALUES, description="Values one filter may list."
     )
@@ -77,7 +85,7 @@ class Settings(BaseModel):
         ge=2**20,
         description="Bytes all images decoded at once may hold; more waits, then a 503.",
     )
-    max_body_bytes: int = Field(5 * 2**20, ge=1, description="Larger request bodies: 413.")
+    max_body_bytes: int = Field(MAX_BODY_BYTES, ge=1, description="Larger request bodies: 413.")
     # The local server only: in AWS, API Gateway holds the connections (offline/local_server.py).
     allowed_hosts: str = Field(
         "",

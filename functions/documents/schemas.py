@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from functions.core.http.schemas import DocumentId
-from functions.documents.limits import MAX_DELETE_IDS, MAX_UPSERT_DOCUMENTS
+from functions.core.limits import MAX_DELETE_IDS, MAX_UPSERT_DOCUMENTS, SCENE_NAME_MAX_LENGTH
 
 
 def id_problem(value: str) -> str | None:
@@ -35,7 +35,7 @@ class _Body(BaseModel):
 class UpsertRequest(_Body):
     """Documents to insert or replace by `id`, each in the scene's document schema."""
 
-    scene: str = Field("qa", min_length=1, max_length=64)
+    scene: str = Field("qa", min_length=1, max_length=SCENE_NAME_MAX_LENGTH)
     documents: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_UPSERT_DOCUMENTS)
 
 
@@ -49,7 +49,7 @@ class UpsertResponse(BaseModel):
 class DeleteRequest(_Body):
     """Ids to remove from a scene; ids not stored are listed in `missing`, not an error."""
 
-    scene: str = Field("qa", min_length=1, max_length=64)
+    scene: str = Field("qa", min_length=1, max_length=SCENE_NAME_MAX_LENGTH)
     ids: list[WritableId] = Field(min_length=1, max_length=MAX_DELETE_IDS)
 
 

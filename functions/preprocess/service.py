@@ -11,6 +11,7 @@ from functions.core.errors import InvalidRequest, ModelUnavailable
 from functions.core.http.query_image import decode_image
 from functions.core.http.routes import Route
 from functions.core.http.schemas import EmbedRequest, EmbedResponse
+from functions.core.limits import MAX_BODY_BYTES
 from functions.core.models.image_space import ImageSpaceEncoder, load_image_space
 from functions.core.models.normalize import normalize_text
 from functions.core.models.text_encoder import TextEncoder
@@ -103,7 +104,7 @@ def build_preprocessor(settings: Settings) -> Preprocessor:
     )
 
 
-def routes(preprocessor: Preprocessor, max_image_bytes: int = 5 * 2**20) -> list[Route]:
+def routes(preprocessor: Preprocessor, max_image_bytes: int = MAX_BODY_BYTES) -> list[Route]:
     """Routes of the preprocess function."""
 
     def embed(request: EmbedRequest) -> EmbedResponse:

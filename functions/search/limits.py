@@ -1,8 +1,9 @@
 """Request limits that a deployment tunes (`MMSEARCH_MAX_*`), checked before any store call.
 
-The request schema holds the hard ceilings (documented in the OpenAPI schema); these are the
-configured limits at or below them. Filters are checked here once, against the scene, into
-the `Filters` object the match layer and the vector store trust."""
+The request schema holds the hard ceilings (documented in the OpenAPI schema; both come from
+`functions.core.limits`); these are the configured limits at or below them. Filters are
+checked here once, against the scene, into the `Filters` object the match layer and the
+vector store trust."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 
 from functions.core.errors import InvalidRequest
 from functions.core.http.schemas import SearchRequest
-from functions.core.scenes import FILTER_MAX_VALUES, Scene
+from functions.core.limits import FILTER_MAX_VALUES, MAX_FILTER_FIELDS, MAX_TOP_K
+from functions.core.scenes import Scene
 from functions.core.settings import Settings
 from functions.core.stores.filters import Filters, compile_filters
 
@@ -21,8 +23,8 @@ from functions.core.stores.filters import Filters, compile_filters
 class SearchLimits:
     """Most hits one search may ask for, fields it may filter on, values one filter may list."""
 
-    max_top_k: int = 100
-    max_filter_fields: int = 4
+    max_top_k: int = MAX_TOP_K
+    max_filter_fields: int = MAX_FILTER_FIELDS
     max_filter_values: int = FILTER_MAX_VALUES
 
     @classmethod

@@ -24,6 +24,7 @@ from functions.core.http.schemas import (
     Spelling,
     Timings,
 )
+from functions.core.limits import MAX_BODY_BYTES
 from functions.core.models.normalize import normalize_text
 from functions.core.pipeline_config import (
     LAYERS,
@@ -87,7 +88,7 @@ class SearchService:
         collection_for: Callable[[Scene], str],
         max_query_chars: int,
         config: ConfigSource | None = None,
-        max_image_bytes: int = 5 * 2**20,
+        max_image_bytes: int = MAX_BODY_BYTES,
         limits: SearchLimits | None = None,
         degrade_without_documents: bool = False,
         debug: DebugAccess | None = None,

@@ -23,6 +23,7 @@ from functions.core.http.security_headers import (
     page_content_security_policy,
     security_headers,
 )
+from functions.core.limits import MAX_BODY_BYTES
 
 log = logging.getLogger("mmsearch")
 
@@ -82,7 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal", "internal error; it has been logged")
 
 
-def create_api(title: str, description: str, max_body_bytes: int = 5 * 2**20) -> FastAPI:
+def create_api(title: str, description: str, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """A FastAPI app with the shared error handling, body limit and security headers."""
     app = FastAPI(title=title, description=description, version="0.1.0")
     install_error_handlers(app)

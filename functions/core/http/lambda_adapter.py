@@ -20,13 +20,14 @@ from functions.core.http import caller, correlation
 from functions.core.http.multipart import is_multipart, multipart_to_json
 from functions.core.http.routes import Route, describe_errors, media_type_error
 from functions.core.http.security_headers import API_HEADERS
+from functions.core.limits import MAX_BODY_BYTES
 
 log = logging.getLogger("mmsearch")
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def lambda_handler(routes: Sequence[Route], max_body_bytes: int = 5 * 2**20) -> LambdaHandler:
+def lambda_handler(routes: Sequence[Route], max_body_bytes: int = MAX_BODY_BYTES) -> LambdaHandler:
     """A Lambda handler serving `routes` for API Gateway v2 (and direct-invoke) events;
     bodies over `max_body_bytes` are a 413, a body without a JSON type a 415 (multipart
     forms are read where the route takes them); answers carry the API's security headers."""

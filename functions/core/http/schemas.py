@@ -14,15 +14,34 @@ from pydantic import (
     model_validator,
 )
 
-from functions.core.scenes import FILTER_MAX_VALUES, FILTER_VALUE_MAX_LENGTH
+from functions.core.limits import (
+    DEFAULT_MAX_RESULTS,
+    FACET_FIELDS_CEILING,
+    FIELD_NAME_MAX_LENGTH,
+    FILTER_FIELDS_CEILING,
+    FILTER_MAX_VALUES,
+    FILTER_VALUE_MAX_LENGTH,
+    ID_MAX_LENGTH,
+    MAX_EMBED_IMAGES,
+    MAX_EMBED_TEXTS,
+    MAX_FORCED_EXPERIMENTS,
+    MAX_GET_IDS,
+    MAX_TOP_K,
+    MODEL_NAME_MAX_LENGTH,
+    PAGE_TOKEN_MAX_LENGTH,
+    SCENE_NAME_MAX_LENGTH,
+    USER_ID_MAX_LENGTH,
+)
 
 # Hard ceilings, documented in the OpenAPI schema; Settings may set lower limits.
 FilterText = Annotated[str, Field(max_length=FILTER_VALUE_MAX_LENGTH)]
 # Booleans first: a JSON true stays a boolean. Datetimes are ISO 8601 text.
 FilterScalar = StrictBool | StrictInt | StrictFloat | FilterText
-PageToken = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")]
-FieldName = Annotated[str, Field(min_length=1, max_length=64)]
-DocumentId = Annotated[str, Field(min_length=1, max_length=512)]
+PageToken = Annotated[
+    str, Field(min_length=1, max_length=PAGE_TOKEN_MAX_LENGTH, pattern=r"^[A-Za-z0-9_-]+$")
+]
+FieldName = Annotated[str, Field(min_length=1, max_length=FIELD_NAME_MAX_LENGTH)]
+DocumentId = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH)]
 
 
 class _Body(BaseModel):
@@ -46,19 +65,23 @@ FilterValue = (
 class EmbedRequest(_Body):
     """Texts (or base64 images) to turn into vectors of the text or the image space."""
 
-    texts: list[str] = Field(default_factory=list, max_length=64)
-    images: list[str] = Field(default_factory=list, max_length=8, description="Base64 bytes.")
+    texts: list[str] = Field(default_factory=list, max_length=MAX_EMBED_TEXTS)
+    images: list[str] = Field(
+        default_factory=list, max_length=MAX_EMBED_IMAGES, description="Base64 bytes."
+    )
     space: Literal["text", "image"] = "text"
     model: str | None = Field(
         None,
-        max_length=64,
+        max_length=MODEL_NAME_MAX_LENGTH,
         description="Text space: the name of an extra loaded model; None: the default model.",
     )
 
     @model_validator(mode="after")
     def _one_kind(self) -> EmbedRequest:
         if bool(self.texts) == bool(self.images):
-            raise ValueError("give either texts (1 to 64) or images (1 to 8)")
+            raise ValueError(
+                f"give either texts (1 to {MAX_EMBED_TEXTS}) or images (1 to {MAX_EMBED_IMAGES})"
+            )
         if self.images and self.space != "image":
             raise ValueError("images embed only into the image space")
         if self.model is not None and self.space != "text":
@@ -75,28 +98,30 @@ class EmbedResponse(BaseModel):
 class Debug(_Body):
     """Developer switches: force an experiment per layer (qp, match, rank, summary)."""
 
-    experiments: dict[FieldName, FieldName] = Field(default_factory=dict, max_length=4)
+    experiments: dict[FieldName, FieldName] = Field(
+        default_factory=dict, max_length=MAX_FORCED_EXPERIMENTS
+    )
 
 
 class SearchRequest(_Body):
     """A query against one scene."""
 
-    scene: str = Field("qa", min_length=1, max_length=64)
+    scene: str = Field("qa", min_length=1, max_length=SCENE_NAME_MAX_LENGTH)
     query: str = Field("", description="Free text; normalised before embedding.")
     query_image: str | None = Field(
         None, description="Base64 image bytes (scene i2i): JPEG, PNG, WebP or GIF."
     )
-    top_k: int = Field(10, ge=1, le=100)
-    user_id: str | None = Field(None, max_length=256)
+    top_k: int = Field(10, ge=1, le=MAX_TOP_K)
+    user_id: str | None = Field(None, max_length=USER_ID_MAX_LENGTH)
     filters: dict[FieldName, FilterValue] | None = Field(
         None,
-        max_length=16,
+        max_length=FILTER_FIELDS_CEILING,
         description="Field -> value, any of a list of values, or a range {gte, gt, lte, lt} "
         "(numbers; datetimes as ISO 8601); AND-ed. Only the scene's filterable fields.",
     )
     facets: list[FieldName] | None = Field(
         None,
-        max_length=8,
+        max_length=FACET_FIELDS_CEILING,
         description="Filterable fields to count values of over the matched candidates.",
     )
     page_token: PageToken | None = Field(
@@ -187,8 +212,8 @@ class SearchResponse(BaseModel):
 class DocumentsRequest(_Body):
     """Documents of one scene, by id."""
 
-    scene: str = Field("qa", min_length=1, max_length=64)
-    ids: list[DocumentId] = Field(min_length=1, max_length=1000)
+    scene: str = Field("qa", min_length=1, max_length=SCENE_NAME_MAX_LENGTH)
+    ids: list[DocumentId] = Field(min_length=1, max_length=MAX_GET_IDS)
 
 
 class DocumentsResponse(BaseModel):
@@ -203,7 +228,9 @@ class SceneDescription(BaseModel):
     filterable: dict[str, str] = Field(
         default_factory=dict, description="Fields a search may filter and facet on -> type."
     )
-    max_results: int = Field(1000, description="How deep pages may go (offset + top_k).")
+    max_results: int = Field(
+        DEFAULT_MAX_RESULTS, description="How deep pages may go (offset + top_k)."
+    )
     fields: dict[str, str] = Field(default_factory=dict, description="Returned field -> type.")
     layers: dict[str, dict[str, float]] = Field(description="Layer -> experiment -> ratio.")
 

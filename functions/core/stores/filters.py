@@ -1,25 +1,21 @@
 """Request filters, validated once against the scene into a `Filters` object that later
 layers trust: equality and any-of on keywords and keyword lists, ranges on integers, floats
 and datetimes, booleans; AND-combined. The Milvus expression is built only here, with every
-string value through `quote`."""
+string value through `quote`. The limits come from `functions.core.limits`; neither the
+search service, the match layer nor the vector store checks them again."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from functions.core.errors import InvalidRequest
-from functions.core.scenes import (
-    FILTER_MAX_VALUES,
-    FILTER_VALUE_MAX_LENGTH,
-    InvalidDocument,
-    Scene,
-    parse_datetime,
-)
+from functions.core.limits import FILTER_MAX_VALUES, FILTER_VALUE_MAX_LENGTH, MAX_FILTER_FIELDS
+from functions.core.scenes import InvalidDocument, Scene, parse_datetime
 
 RANGE_OPERATORS = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<"}
 NUMERIC = frozenset({"integer", "float", "datetime"})
@@ -73,7 +69,7 @@ def compile_filters(
     scene: Scene,
     raw: Mapping[str, Any] | None,
     *,
-    max_fields: int = 4,
+    max_fields: int = MAX_FILTER_FIELDS,
     max_values: int = FILTER_MAX_VALUES,
 ) -> Filters:
     """`raw` (`{field: value | [values] | {gte, gt, lte, lt}}`) checked against the scene's
@@ -92,6 +88,20 @@ def compile_filters(
         kind = scene.fields[name].type
         clauses.append(_clause(f"filters.{name}", name, kind, value, max_values))
     return Filters(tuple(clauses))
+
+
+def keyword_filters(raw: Mapping[str, Sequence[str]]) -> Filters:
+    """`{field: [keywords]}` on keyword-list fields as `Filters`, for callers that build their
+    filters in code rather than from a request (the indexers, tests): no scene to check the
+    fields against; the store refuses a field its collection does not hold."""
+    if any(not values for values in raw.values()):
+        raise InvalidRequest("a keyword filter needs at least one value")
+    return Filters(
+        tuple(
+            Clause(name, "keyword_list", values=tuple(_checked_text(name, v) for v in values))
+            for name, values in sorted(raw.items())
+        )
+    )
 
 
 def _clause(where: str, name: str, kind: str, value: Any, max_values: int) -> Clause:
@@ -171,12 +181,3 @@ def _literals(values: tuple[Any, ...]) -> str:
 def quote(value: str) -> str:
     """A Milvus string literal: double quotes, backslash escapes; nothing else is special."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def string_literal(value: str) -> str:
-    """`value` checked (length, no control characters or surrogates) and quoted."""
-    if len(value) > FILTER_VALUE_MAX_LENGTH:
-        raise InvalidRequest(f"filter values are limited to {FILTER_VALUE_MAX_LENGTH} characters")
-    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
-        raise InvalidRequest("filter values must not contain control characters or surrogates")
-    return quote(value)

@@ -14,14 +14,14 @@ import numpy as np
 
 from functions.core.errors import (
     IndexNotReady,
-    InvalidRequest,
     SchemaMismatch,
     StoreUnavailable,
     UnsupportedByStore,
 )
-from functions.core.scenes import FILTER_MAX_VALUES as FILTER_MAX_VALUES
-from functions.core.scenes import FILTER_VALUE_MAX_LENGTH as FILTER_VALUE_MAX_LENGTH
-from functions.core.stores.filters import Filters, quote, string_literal
+from functions.core.limits import FILTER_MAX_VALUES as FILTER_MAX_VALUES
+from functions.core.limits import FILTER_VALUE_MAX_LENGTH as FILTER_VALUE_MAX_LENGTH
+from functions.core.limits import ID_MAX_LENGTH as ID_MAX_LENGTH
+from functions.core.stores.filters import Filters, keyword_filters, quote
 from functions.core.stores.retries import RetryPolicy
 
 VECTOR_FIELD = "vector"
@@ -37,7 +37,6 @@ ANALYZER = {
         {"type": "stop", "stop_words": ["_english_"]},
     ],
 }
-ID_MAX_LENGTH = 512
 # The primary key Milvus holds: a document id with `%`, `'` and `\` percent-encoded (see
 # `stored_id`), up to 4 UTF-8 bytes a character. A collection whose key is shorter was written
 # before the encoding and is rebuilt by the next index run.
@@ -85,7 +84,8 @@ class VectorRecord:
     text: str = ""
 
 
-# Filters as a checked `Filters` (functions.core.stores.filters), or {field: [keywords]} on arrays.
+# Filters as checked by the request's one pass (functions.core.stores.filters), or, from code,
+# {field: [keywords]} on arrays (`keyword_filters`); the store checks only its own schema.
 FilterSpec = Mapping[str, list[str]] | Filters
 
 
@@ -187,22 +187,7 @@ class VectorStore(Protocol):
         """Remove the collection and everything in it."""
 
 
-def filter_expression(filters: Mapping[str, list[str]], allowed: Sequence[str]) -> str:
-    """A Milvus boolean expression for `filters`, values escaped, unknown fields refused."""
-    clauses = []
-    for name, values in sorted(filters.items()):
-        if name not in allowed:
-            known = ", ".join(allowed) or "none"
-            raise InvalidRequest(f"cannot filter on {name!r}; filterable fields: {known}")
-        if not values or len(values) > FILTER_MAX_VALUES:
-            raise InvalidRequest(f"filter {name!r} needs 1 to {FILTER_MAX_VALUES} values")
-        literals = ", ".join(_string_literal(v) for v in values)
-        clauses.append(f"ARRAY_CONTAINS_ANY({name}, [{literals}])")
-    return " and ".join(clauses)
-
-
-_string_literal = string_literal  # the escaping lives in functions.core.stores.filters
-_quote = quote
+_quote = quote  # the escaping lives in functions.core.stores.filters
 
 
 def stored_id(document_id: str) -> str:
@@ -258,7 +243,6 @@ class MilvusVectorStore:
         self._nprobe = nprobe
         self._client: Any = None
         self._lock = threading.Lock()
-        self._array_fields: dict[str, tuple[str, ...]] = {}
         # Milvus Lite only (a file path): resolving a name costs ~2 ms, so it is kept a moment.
         self._lite = "://" not in uri
         self._alias_ttl_s = alias_ttl_s
@@ -330,7 +314,6 @@ class MilvusVectorStore:
     ) -> None:
         from pymilvus import DataType, Function, FunctionType
 
-        self._array_fields[collection] = tuple(array_fields)
         wanted = {**dict.fromkeys(array_fields, "keyword_list"), **(scalar_fields or {})}
         if self.has_collection(collection):
             self._check_holds(collection, wanted)
@@ -639,19 +622,11 @@ class MilvusVectorStore:
     def _expression(self, collection: str, filters: FilterSpec) -> str:
         if not filters:
             return ""
-        if isinstance(filters, Filters):
-            self._check_holds(collection, filters.fields)
-            return filters.expression()
-        allowed = self._array_fields.get(collection) or self._describe_array_fields(collection)
-        return filter_expression(filters, allowed)
-
-    def _describe_array_fields(self, collection: str) -> tuple[str, ...]:
-        from pymilvus import DataType
-
-        description = self._call("describe_collection", collection)
-        names = tuple(f["name"] for f in description["fields"] if f["type"] == DataType.ARRAY)
-        self._array_fields[collection] = names
-        return names
+        if not isinstance(filters, Filters):
+            filters = keyword_filters(filters)
+        # Not a second check of the request: whether this collection holds the fields.
+        self._check_holds(collection, filters.fields)
+        return filters.expression()
 
     def count(self, collection: str) -> int:
         return self._count(collection, "")
