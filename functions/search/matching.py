@@ -1,4 +1,5 @@
-"""The match layer: dense ANN, BM25, or both fused (reciprocal rank or weighted scores)."""
+"""The match layer: dense ANN, BM25, or both fused (reciprocal rank or weighted scores), and the
+weighted rank fusion of a mixed query's lists."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from functions.core.pipeline_config import MatchParams
-from functions.core.stores.vector_store import FilterSpec, Match, VectorStore
+from functions.core.stores.vector_store import SPARSE_FIELD, FilterSpec, Match, VectorStore
 
 # The dense and the BM25 search of a hybrid query run side by side (both wait on Milvus).
 _POOL = ThreadPoolExecutor(4, thread_name_prefix="match")
@@ -24,8 +25,11 @@ def match(
     filters: FilterSpec,
     limit: int,
     output_fields: Sequence[str] = (),
+    sparse_fields: Sequence[str] = (SPARSE_FIELD,),
 ) -> list[Match]:
-    """Candidates for one query, best first. `vector` is called only when dense search runs."""
+    """Candidates for one query, best first. `vector` is called only when dense search runs;
+    BM25 scores each analysed text of `sparse_fields` (Scene.searched_lexical_fields), and
+    several are fused by reciprocal rank."""
     limit = max(limit, params.candidates)
 
     def dense() -> list[Match]:
@@ -42,7 +46,13 @@ def match(
         )
 
     def lexical() -> list[Match]:
-        return store.search_text(collection, text, limit, filters, output_fields=output_fields)
+        lists = [
+            store.search_text(
+                collection, text, limit, filters, output_fields=output_fields, sparse_field=name
+            )
+            for name in sparse_fields
+        ]
+        return lists[0] if len(lists) == 1 else reciprocal_rank_fusion(lists, params.rrf_k)
 
     if params.kind == "dense":
         return dense()
@@ -63,6 +73,7 @@ def match(
             nprobe=params.nprobe,
             ef=params.ef,
             output_fields=output_fields,
+            sparse_fields=sparse_fields,
         )
     lexical_future = _POOL.submit(lexical)
     dense_hits = dense()
@@ -82,6 +93,7 @@ def match_in_space(
     filters: FilterSpec,
     limit: int,
     output_fields: Sequence[str] = (),
+    sparse_fields: Sequence[str] = (SPARSE_FIELD,),
 ) -> list[Match]:
     """`match` in the text space, a dense search in the image space, or both fused (RRF)."""
 
@@ -95,6 +107,7 @@ def match_in_space(
             filters=filters,
             limit=limit,
             output_fields=output_fields,
+            sparse_fields=sparse_fields,
         )
 
     def in_image() -> list[Match]:
@@ -120,11 +133,21 @@ def match_in_space(
 
 def reciprocal_rank_fusion(lists: Sequence[Sequence[Match]], k: int = 60) -> list[Match]:
     """score(d) = sum over lists of 1 / (k + rank of d), ranks from 1 (Cormack et al. 2009)."""
+    return weighted_rank_fusion(lists, [1.0] * len(lists), k)
+
+
+def weighted_rank_fusion(
+    lists: Sequence[Sequence[Match]], weights: Sequence[float], k: int = 60
+) -> list[Match]:
+    """score(d) = sum over lists of weight / (k + rank of d); a list with a negative weight
+    only pushes down documents the positive lists found, it never adds any."""
     scores: dict[str, float] = {}
     first: dict[str, Match] = {}
-    for hits in lists:
+    for hits, weight in sorted(zip(lists, weights, strict=True), key=lambda p: p[1] < 0):
         for rank, hit in enumerate(hits, start=1):
-            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (k + rank)
+            if weight < 0 and hit.id not in scores:
+                continue
+            scores[hit.id] = scores.get(hit.id, 0.0) + weight / (k + rank)
             first.setdefault(hit.id, hit)
             if hit.fields and not first[hit.id].fields:
                 first[hit.id] = hit

@@ -21,6 +21,8 @@ def query_hash(request: SearchRequest, filters: Filters) -> str:
         request.scene,
         request.query,
         image,
+        request.negative_query,
+        request.weights.model_dump() if request.weights else None,
         request.top_k,
         request.user_id,
         filters.canonical(),

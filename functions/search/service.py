@@ -11,7 +11,7 @@ import numpy as np
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from functions.core.errors import InvalidRequest, ServiceError
+from functions.core.errors import ServiceError
 from functions.core.http import correlation
 from functions.core.http.query_image import decode_image
 from functions.core.http.routes import Route
@@ -65,6 +65,14 @@ from functions.search.default_pipeline import default_scene_config
 from functions.search.facets import count_facets, facet_fields
 from functions.search.limits import SearchLimits
 from functions.search.matching import match_in_space
+from functions.search.mixed_query import (
+    EmbeddedQuery,
+    ImageSpaceProbe,
+    composition,
+    embed_mixed,
+    match_mixed,
+    mixed_query,
+)
 from functions.search.paging import next_token, page_offset
 from functions.search.ranking import needed_fields, rank
 from functions.search.relevance import RelevanceTables, mode_of
@@ -107,6 +115,7 @@ class SearchService:
         self._debug = debug or DebugAccess.from_settings(Settings())
         self._relevance = relevance or RelevanceTables.load()
         self._vocabulary = vocabulary
+        self._image_space = ImageSpaceProbe(embedder)
 
     @property
     def config(self) -> PipelineConfig:
@@ -167,22 +176,38 @@ class SearchService:
         ranking = scene_config.rank.experiments[chosen["rank"]].params
         summary = scene_config.summary.experiments[chosen["summary"]].params
         window = page.offset + request.top_k  # hits up to the end of this page
-        query, vector, image_vector = self._query_vectors(request, scene, qp, matching)
+        prepared = self._prepare(request, scene, qp, matching)
+        query, mixed = prepared.text, prepared.mixed
         t_pre = perf_counter()
         # A match experiment naming a model searches that model's collection.
         collection = model_collection(self._collection_for(scene), matching.model)
-        matches = match_in_space(
-            self._vectors,
-            collection,
-            image_collection(collection),
-            matching,
-            text=query,
-            vector=None if vector is None else (lambda: vector),
-            image_vector=None if image_vector is None else (lambda: image_vector),
-            filters=page.filters,
-            limit=window + 1,  # one more: is there a next page?
-            output_fields=list(dict.fromkeys([*needed_fields(ranking), *page.facets])),
-        )
+        output_fields = list(dict.fromkeys([*needed_fields(ranking), *page.facets]))
+        limit = window + 1  # one more: is there a next page?
+        if mixed is None:
+            matches = match_in_space(
+                self._vectors,
+                collection,
+                image_collection(collection),
+                matching,
+                text=query,
+                vector=prepared.lazy_vector,
+                image_vector=prepared.lazy_image_vector,
+                filters=page.filters,
+                limit=limit,
+                output_fields=output_fields,
+                sparse_fields=[f.sparse for f in scene.searched_lexical_fields],
+            )
+        else:
+            matches = match_mixed(
+                mixed,
+                self._vectors,
+                collection,
+                image_collection(collection),
+                matching,
+                filters=page.filters,
+                limit=limit,
+                output_fields=output_fields,
+            )
         t_match = perf_counter()
         ranked = rank(matches, ranking, window + 1, lambda i: self._stored_vectors(collection, i))
         more = len(ranked) > window
@@ -192,7 +217,9 @@ class SearchService:
         terms = query_terms(query)
         hits = [self._hit(m, documents.get(m.id), summary, terms) for m in ranked]
         # Relevance is calibrated on the match layer's raw score (rank may rescale it).
-        raw, mode = {m.id: m.score for m in matches}, mode_of(matching)
+        # Mixed scores are not calibrated: relevance 0, and no weak-match verdict.
+        raw = {m.id: m.score for m in matches}
+        mode = mode_of(matching) if mixed is None else "mixed"
         for hit in hits:
             hit.relevance = self._relevance.relevance(scene.name, mode, raw.get(hit.id, hit.score))
         t_summary = perf_counter()
@@ -209,11 +236,13 @@ class SearchService:
             timings_ms=timings,
             experiments=chosen,
             degraded=degraded,
-            weak_match=self._relevance.weak(scene.name, [h.relevance for h in hits]),
+            weak_match=mixed is None
+            and self._relevance.weak(scene.name, [h.relevance for h in hits]),
             next_page_token=(
                 next_token(page.request, scene, page.filters, page.offset) if more else None
             ),
             facets=count_facets(scene, matches, page.facets) if page.facets else None,
+            composition=None if mixed is None else composition(mixed, matching.rrf_k),
         )
 
     def _fetch_documents(self, scene: str, ids: list[str]) -> tuple[dict[str, Any], bool]:
@@ -227,18 +256,28 @@ class SearchService:
             logger.warning("documents unavailable: answering hits without them", reason=exc.message)
             return {}, True
 
+    def _prepare(
+        self, request: SearchRequest, scene: Scene, qp: QpParams, matching: MatchParams
+    ) -> _Query:
+        """The request's query embedded for matching: a mixed one (text with an image, or a
+        negative text, on an image scene) or a plain one for the match experiment."""
+        mixed = mixed_query(request, scene, self._max_query_chars, self._max_image_bytes)
+        if mixed is None:
+            return _Query(*self._query_vectors(request, scene, qp, matching))
+        takes_text = self._image_space.takes_text()
+        embedded = embed_mixed(
+            mixed, self._embedder, matching, takes_text=takes_text, query_prefix=qp.query_prefix
+        )
+        return _Query(mixed.text, mixed=embedded)
+
     def _query_vectors(
         self, request: SearchRequest, scene: Scene, qp: QpParams, matching: MatchParams
     ) -> tuple[str, np.ndarray | None, np.ndarray | None]:
         """The query text and the vectors the match experiment needs (text space, image
-        space); an image query (scene i2i) has no text."""
+        space); an image query (scene i2i) has no text. `mixed_query` checked which is sent."""
         if scene.query == "image":
-            if not request.query_image:
-                raise InvalidRequest(f"scene {scene.name!r} searches by image: send query_image")
-            image = decode_image(request.query_image, self._max_image_bytes)
+            image = decode_image(request.query_image or "", self._max_image_bytes)
             return "", None, self._embedder.embed_image(image)
-        if request.query_image:
-            raise InvalidRequest(f"scene {scene.name!r} takes a text query; use i2i for images")
         query = normalize_text(request.query, self._max_query_chars)
         vector = image_vector = None
         if matching.space != "image" and matching.kind != "bm25":
@@ -264,6 +303,26 @@ class SearchService:
         return Hit(
             id=matched.id, score=matched.score, document=shown, highlights=marks, snippet=snippet
         )
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A query ready to match: its text and the match experiment's vectors, or a mixed one."""
+
+    text: str
+    vector: np.ndarray | None = None
+    image_vector: np.ndarray | None = None
+    mixed: EmbeddedQuery | None = None
+
+    @property
+    def lazy_vector(self) -> Callable[[], np.ndarray] | None:
+        vector = self.vector
+        return None if vector is None else (lambda: vector)
+
+    @property
+    def lazy_image_vector(self) -> Callable[[], np.ndarray] | None:
+        vector = self.image_vector
+        return None if vector is None else (lambda: vector)
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,8 @@ def _encoded(image: Image.Image, fmt: str) -> str:
         ({"scene": "i2i", "query_image": "bm90IGFuIGltYWdl"}, 422, "not a readable image"),
         ({"scene": "i2i", "query_image": "%%%"}, 422, "base64"),
         ({"scene": "i2i"}, 422, "send query_image"),
-        ({"scene": "t2i", "query": "cat", "query_image": "AAAA"}, 422, "use i2i"),
+        ({"scene": "t2i", "query": "cat", "query_image": "AAAA"}, 422, "not a readable image"),
+        ({"scene": "qa", "query": "cat", "query_image": "AAAA"}, 422, "query_image: scene 'qa'"),
         (
             {"scene": "i2i", "query_image": _encoded(Image.new("RGB", (9, 9)), "BMP")},
             422,

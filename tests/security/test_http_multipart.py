@@ -12,7 +12,13 @@ import time
 import pytest
 
 from functions.composed.service import composed_routes
-from functions.core.http.multipart import MAX_FIELD_BYTES, MAX_PART_HEADER_BYTES, MAX_PARTS
+from functions.core.http.multipart import (
+    JSON_FIELDS,
+    MAX_FIELD_BYTES,
+    MAX_PART_HEADER_BYTES,
+    MAX_PARTS,
+    TEXT_FIELDS,
+)
 from functions.core.http.routes import Route
 from functions.core.settings import Settings
 from tests.functions.conftest import door, qa_once  # noqa: F401  (shared fixtures)
@@ -47,7 +53,7 @@ HOSTILE_FORMS = {
     "42,000 unknown parts": (tiny_parts(42_000, name="x"), "unknown part"),
     "one part too many": (
         form(
-            *[part(n, b"1") for n in ("scene", "query", "user_id", "top_k", "filters", "debug")],
+            *[part(n, b"1") for n in (*TEXT_FIELDS, *JSON_FIELDS)],
             part("image", b"\x89PNG"),
             part("scene", b"qa"),
         ),

@@ -2,7 +2,7 @@
 turned into the JSON body the search route validates: the file becomes `query_image`.
 
 Parsed by python-multipart (the streaming parser Starlette uses) under hard bounds, so that
-a hostile form costs at most a few milliseconds: the search form has seven fields, so more
+a hostile form costs at most a few milliseconds: the search form has nine fields, so more
 parts than `MAX_PARTS`, a repeated field, a long header or deeply nested JSON is refused
 where the parser meets it, without reading the rest. The stdlib e-mail parser this replaced
 took 5.6 s of CPU for 42,000 tiny parts.
@@ -16,15 +16,15 @@ from typing import Any
 
 from functions.core.errors import InvalidRequest, MalformedBody
 
-TEXT_FIELDS = ("scene", "query", "user_id")
-JSON_FIELDS = ("top_k", "filters", "debug")
+TEXT_FIELDS = ("scene", "query", "negative_query", "user_id")
+JSON_FIELDS = ("top_k", "filters", "debug", "weights")
 IMAGE_FIELDS = ("image", "query_image", "file")
 FIELDS = (*TEXT_FIELDS, *JSON_FIELDS, *IMAGE_FIELDS)
 
-MAX_PARTS = 7  # the form's seven fields, each at most once (one image, under any of its names)
+MAX_PARTS = 9  # the form's nine fields, each at most once (one image, under any of its names)
 MAX_PART_HEADERS = 4  # Content-Disposition and Content-Type, with room to spare
 MAX_PART_HEADER_BYTES = 1024  # one header line; a long file name fits
-MAX_FIELD_BYTES = 64 * 1024  # a non-file field (query, filters, debug): its limits are lower
+MAX_FIELD_BYTES = 64 * 1024  # a non-file field (query, filters, weights): its limits are lower
 MAX_JSON_DEPTH = 16  # filters and debug nest two levels; json.loads recurses per level
 
 

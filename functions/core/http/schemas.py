@@ -103,13 +103,43 @@ class Debug(_Body):
     )
 
 
+Weight = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
+class QueryWeights(_Body):
+    """How much each part of a mixed query counts (image scenes); text and image not both 0."""
+
+    text: Weight = 1.0
+    image: Weight = 1.0
+    negative: Weight = Field(0.5, description="How strongly negative_query pushes hits away.")
+
+    @model_validator(mode="after")
+    def _something_to_search(self) -> QueryWeights:
+        if self.text == 0 and self.image == 0:
+            raise ValueError("text and image cannot both weigh 0: nothing would be searched for")
+        return self
+
+
 class SearchRequest(_Body):
     """A query against one scene."""
 
     scene: str = Field("qa", min_length=1, max_length=SCENE_NAME_MAX_LENGTH)
     query: str = Field("", description="Free text; normalised before embedding.")
     query_image: str | None = Field(
-        None, description="Base64 image bytes (scene i2i): JPEG, PNG, WebP or GIF."
+        None,
+        description="Base64 image bytes (scenes t2i and i2i, alone or with query): JPEG, PNG, "
+        "WebP or GIF.",
+    )
+    negative_query: str | None = Field(
+        None,
+        description="Image scenes: text the hits should not look like ('like this picture, "
+        "but not red'); weighed by weights.negative.",
+    )
+    weights: QueryWeights | None = Field(
+        None,
+        description="Image scenes: weights of the query's text, image and negative text. With "
+        "CLIP their normalised vectors are summed into one query; otherwise the caption and "
+        "pixel lists are fused by weighted reciprocal rank (see `composition`).",
     )
     top_k: int = Field(10, ge=1, le=MAX_TOP_K)
     user_id: str | None = Field(None, max_length=USER_ID_MAX_LENGTH)
@@ -175,6 +205,26 @@ class Spelling(BaseModel):
     applied: bool
 
 
+class QueryPart(BaseModel):
+    """One part of a mixed query: its weight and what it was matched against."""
+
+    part: Literal["text", "image", "negative"]
+    weight: float
+    searched: str = Field(description="Where the part was matched, in words.")
+
+
+class Composition(BaseModel):
+    """How a mixed query was answered: one summed vector (CLIP: text and pixels share a space)
+    or a weighted fusion of ranked lists (tiny-image: they do not)."""
+
+    method: Literal["vector_sum", "rank_fusion"]
+    parts: list[QueryPart]
+    formula: str
+    calibrated: bool = Field(
+        False, description="Mixed scores have no relevance calibration: relevance is 0."
+    )
+
+
 class Timings(BaseModel):
     preprocess: float
     match: float
@@ -206,6 +256,11 @@ class SearchResponse(BaseModel):
     )
     facets: dict[str, list[FacetCount]] | None = Field(
         None, description="Field -> value counts over the matched candidates, most first."
+    )
+    composition: Composition | None = Field(
+        None,
+        description="How a mixed query (text with an image, or a negative text) was composed; "
+        "None for a plain query.",
     )
 
 
