@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from functions.core.stores.aliases import CollectionAliases, switch_alias
 from functions.core.stores.document_store import DocumentStore
 from functions.core.stores.factory import image_collection
 from functions.core.stores.vector_store import VectorStore
-from indexing.batch.aliases import CollectionAliases, switch_alias
 from indexing.batch.events import Finalized, RunPlan, ShardRef, Split
 from indexing.batch.images import read_image_shard
 from indexing.batch.objects import ObjectStore

@@ -15,8 +15,8 @@ from pydantic import TypeAdapter
 from functions.core.models.image_space import ImageSpaceEncoder, load_image_space
 from functions.core.models.manifest import ModelManifest
 from functions.core.models.text_encoder import TextEncoder
+from functions.core.stores.aliases import open_aliases
 from functions.core.stores.factory import image_collection, open_document_store, open_vector_store
-from indexing.batch.aliases import open_aliases
 from indexing.batch.events import (
     EmbedEvent,
     FinalizeEvent,

@@ -19,9 +19,9 @@ from pydantic import SecretStr
 from functions.core.errors import UnsupportedByStore
 from functions.core.scenes import QA
 from functions.core.settings import Settings
+from functions.core.stores.aliases import open_aliases, switch_alias
 from functions.core.stores.factory import open_document_store
 from functions.core.stores.vector_store import MilvusVectorStore, VectorRecord
-from indexing.batch.aliases import open_aliases, switch_alias
 from indexing.corpus import QADocument
 from indexing.indexer import Indexer
 from offline.local_mongo import LocalMongoServer, free_port

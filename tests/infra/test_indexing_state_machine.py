@@ -26,12 +26,12 @@ from PIL import Image
 from functions.core.http.schemas import SearchRequest
 from functions.core.scenes import QA, T2I
 from functions.core.settings import Settings
+from functions.core.stores.aliases import open_aliases
 from functions.core.stores.factory import image_collection, open_document_store, open_vector_store
 from functions.preprocess.service import build_preprocessor
 from functions.search.clients import InProcessDocuments, InProcessEmbedder
 from functions.search.service import build_search_service
 from indexing.batch import handler as batch_handler
-from indexing.batch.aliases import open_aliases
 from indexing.media import S3Media
 from infra.config import DeployConfig
 from infra.functions import placement

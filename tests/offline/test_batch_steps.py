@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from functions.core.scenes import QA, T2I
 from functions.core.settings import Settings
+from functions.core.stores.aliases import AliasConflict, open_aliases
 from functions.core.stores.factory import (
     collection_name,
     image_collection,
@@ -22,7 +23,6 @@ from functions.core.stores.factory import (
     open_vector_store,
 )
 from functions.core.stores.vector_store import MilvusVectorStore
-from indexing.batch.aliases import AliasConflict, open_aliases
 from indexing.batch.events import RunPlan, ShardRef, Split
 from indexing.batch.handler import Runtime, dispatch
 from indexing.batch.objects import InputNotFound

@@ -13,9 +13,9 @@ import pytest
 
 from functions.core.scenes import QA
 from functions.core.settings import Settings
+from functions.core.stores.aliases import open_aliases
 from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from functions.summary import service as summary
-from indexing.batch.aliases import open_aliases
 from indexing.batch.handler import Runtime
 from indexing.corpus import QADocument
 from tests.functions.test_api import front_door

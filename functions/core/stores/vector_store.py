@@ -21,6 +21,8 @@ from functions.core.errors import (
 from functions.core.limits import FILTER_MAX_VALUES as FILTER_MAX_VALUES
 from functions.core.limits import FILTER_VALUE_MAX_LENGTH as FILTER_VALUE_MAX_LENGTH
 from functions.core.limits import ID_MAX_LENGTH as ID_MAX_LENGTH
+from functions.core.stores.aliases import LITE_ALIASES as LITE_ALIASES
+from functions.core.stores.aliases import lite_alias_target
 from functions.core.stores.filters import Filters, keyword_filters, quote
 from functions.core.stores.retries import RetryPolicy
 
@@ -50,9 +52,6 @@ MILVUS_TYPES = {
     "float": "DOUBLE",
     "boolean": "BOOL",
 }
-# Milvus Lite 2.5 answers UNIMPLEMENTED to aliases (and renames), so batch indexing
-# (indexing/batch/aliases.py) keeps a Lite file's aliases in this collection: {id: alias, target}.
-LITE_ALIASES = "mmsearch_lite_aliases"
 # Calls that change nothing, so a failed one is safely retried.
 READS = frozenset(
     {"search", "hybrid_search", "get", "query", "has_collection", "describe_collection"}
@@ -691,14 +690,6 @@ class MilvusVectorStore:
     def drop(self, collection: str) -> None:
         if self.has_collection(collection):
             self._call("drop_collection", collection)
-
-
-def lite_alias_target(client: Any, name: str) -> str:
-    """The collection a Milvus Lite alias points at, or `name` itself when it is no alias."""
-    if name == LITE_ALIASES or not client.has_collection(LITE_ALIASES):
-        return name
-    rows = client.get(LITE_ALIASES, ids=[name], output_fields=["target"])
-    return str(rows[0]["target"]) if rows else name
 
 
 def _matches(hits: Any) -> list[Match]:

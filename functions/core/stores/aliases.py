@@ -1,9 +1,11 @@
 """Collection aliases: the name readers use, switched in one step to a finished collection.
+Read (`lite_alias_target`, which `MilvusVectorStore` resolves names through) and written
+(`switch_alias`, by batch indexing and schema migration) here, in one place.
 
 Milvus servers (and Zilliz Cloud) have native aliases. Milvus Lite 2.5.1 answers
 UNIMPLEMENTED to `create_alias`, `describe_alias` and `rename_collection`, so for a Lite file
-the aliases live in a one-row-per-alias collection that `MilvusVectorStore` resolves names
-through (`functions.core.stores.vector_store.LITE_ALIASES`); a one-row upsert is the atomic switch.
+the aliases live in a one-row-per-alias collection (`LITE_ALIASES`); a one-row upsert is the
+atomic switch. pymilvus is imported only when a client is opened (no torch here, ever).
 """
 
 from __future__ import annotations
@@ -12,8 +14,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from functions.core.errors import StoreUnavailable
+from functions.core.limits import ID_MAX_LENGTH
 from functions.core.settings import Settings
-from functions.core.stores.vector_store import ID_MAX_LENGTH, LITE_ALIASES, lite_alias_target
+
+# Milvus Lite's aliases: {id: alias, target} rows (a vector too: Milvus wants one per schema).
+LITE_ALIASES = "mmsearch_lite_aliases"
+
+
+def lite_alias_target(client: Any, name: str) -> str:
+    """The collection a Milvus Lite alias points at, or `name` itself when it is no alias."""
+    if name == LITE_ALIASES or not client.has_collection(LITE_ALIASES):
+        return name
+    rows = client.get(LITE_ALIASES, ids=[name], output_fields=["target"])
+    return str(rows[0]["target"]) if rows else name
 
 
 class AliasConflict(Exception):
