@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from functions.core.errors import IndexOutdated
+from functions.core.errors import IndexOutdated, InvalidRequest
 from functions.core.scenes import Scene
 from functions.core.stores.factory import image_collection
 from indexing.indexer import Indexer
@@ -37,9 +37,18 @@ class WriteReport:
 class DocumentWriter:
     """Upserts and deletes documents of any scene by id through an `Indexer`'s code paths."""
 
-    def __init__(self, indexer: Indexer, collection_for: Callable[[Scene], str]) -> None:
+    def __init__(
+        self,
+        indexer: Indexer,
+        collection_for: Callable[[Scene], str],
+        *,
+        image_indexer: Callable[[], Indexer] | None = None,
+    ) -> None:
         self._indexer = indexer
         self._collection_for = collection_for
+        # Image scenes: built at their first write (loads the image space, opens the media).
+        self._image_factory = image_indexer
+        self._image_indexer: Indexer | None = None
         # One write at a time per process: two batches racing over one id could both take it
         # for new; documents are replaced, never inserted blind, so concurrent processes
         # (Lambda instances) stay correct too.
@@ -50,9 +59,9 @@ class DocumentWriter:
         changed; flush; searchable on return."""
         start = time.perf_counter()
         collection = self._collection_for(scene)
-        indexer = self._indexer
         with self._lock:
-            collections = self._ensure(scene, collection)
+            indexer = self._indexer_for(scene)
+            collections = self._ensure(indexer, scene, collection)
             ids = [d.id for d in documents]
             stored = indexer._documents.fingerprints(scene.store, ids)
             if stored:
@@ -109,10 +118,21 @@ class DocumentWriter:
         if close is not None:
             close()
 
-    def _ensure(self, scene: Scene, collection: str) -> dict[str, int]:
+    def _indexer_for(self, scene: Scene) -> Indexer:
+        """The text indexer, or for an image scene the image indexer (caption and image
+        vectors, media), which a writer without one refuses."""
+        if scene.kind != "image":
+            return self._indexer
+        if self._image_indexer is None:
+            if self._image_factory is None:
+                raise InvalidRequest(f"scene {scene.name!r} holds images: this writer has none")
+            self._image_indexer = self._image_factory()
+        return self._image_indexer
+
+    def _ensure(self, indexer: Indexer, scene: Scene, collection: str) -> dict[str, int]:
         """The scene's collections, created when this is the scene's first write."""
-        collections = self._indexer.collections(collection)
-        vectors = self._indexer._vectors
+        collections = indexer.collections(collection)
+        vectors = indexer._vectors
         for name, dim in collections.items():
             if vectors.has_collection(name) and not vectors.schema_current(name, dim):
                 raise IndexOutdated(

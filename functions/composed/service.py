@@ -29,7 +29,8 @@ def composed_routes(settings: Settings) -> tuple[Preprocessor, list[Route]]:
     if writes_enabled(settings):
         from functions.documents import service as writes
 
-        routes += writes.routes(writes.build_writer(settings, preprocessor.encoder, documents))
+        writer = writes.build_writer(settings, preprocessor.encoder, documents)
+        routes += writes.routes(writer, writes.image_limits(settings))
     return preprocessor, routes
 
 
