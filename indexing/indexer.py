@@ -118,7 +118,7 @@ class Indexer:
                 # New (a second model's collection) or dropped: the documents' fingerprints
                 # in MongoDB say nothing about vectors that are not there.
                 stale = True
-            elif not self._vectors.schema_current(name, dim) or not _holds(
+            elif not self._vectors.schema_current(name, dim, scene.lexical_fields) or not _holds(
                 self._vectors.filter_schema(name), scene
             ):
                 # Written by an older version (e.g. without the BM25 text), another model's
@@ -126,7 +126,11 @@ class Indexer:
                 self._vectors.drop(name)
                 stale = True
             self._vectors.ensure_collection(
-                name, dim, scene.array_filter_fields, scene.scalar_filter_fields
+                name,
+                dim,
+                scene.array_filter_fields,
+                scene.scalar_filter_fields,
+                scene.lexical_fields,
             )
         stored = self._documents.fingerprints(scene.store)
         if stale:
@@ -188,7 +192,13 @@ class Indexer:
         texts = [scene.embedding_text(b) for b in bodies]
         matrix = self._encoder.embed(texts, batch_size=self._encode_batch_size)
         records = [
-            VectorRecord(str(b["id"]), matrix[row], scene.filter_values(b), scene.bm25_text(b))
+            VectorRecord(
+                str(b["id"]),
+                matrix[row],
+                scene.filter_values(b),
+                scene.bm25_text(b),
+                scene.bm25_texts(b),
+            )
             for row, b in enumerate(bodies)
         ]
         return {collection: records}, bodies

@@ -134,7 +134,9 @@ class DocumentWriter:
         collections = indexer.collections(collection)
         vectors = indexer._vectors
         for name, dim in collections.items():
-            if vectors.has_collection(name) and not vectors.schema_current(name, dim):
+            if vectors.has_collection(name) and not vectors.schema_current(
+                name, dim, scene.lexical_fields
+            ):
                 raise IndexOutdated(
                     f"scene {scene.name!r} was indexed by another model or an older version: "
                     "run a full `mmsearch index` of it before writing by id"
@@ -142,6 +144,10 @@ class DocumentWriter:
             # Creates the first write's collection; refuses (409 schema_mismatch) one whose
             # filterable fields are not the scene's declared ones.
             vectors.ensure_collection(
-                name, dim, scene.array_filter_fields, scene.scalar_filter_fields
+                name,
+                dim,
+                scene.array_filter_fields,
+                scene.scalar_filter_fields,
+                scene.lexical_fields,
             )
         return collections

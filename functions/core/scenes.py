@@ -27,6 +27,15 @@ from functions.core.limits import (
     FILTER_VALUE_MAX_LENGTH,
     MAX_RESULTS_CEILING,
 )
+from functions.core.stores.analyzers import (
+    DEFAULT_LANGUAGE,
+    SPARSE_FIELD,
+    TEXT_FIELD,
+    LexicalField,
+    check_language,
+    is_lexical_field,
+    own_lexical,
+)
 
 SCENES_FILE_ENV = "MMSEARCH_SCENES_FILE"
 PACKAGED_SCENES = Path(__file__).with_name("scenes.yaml")
@@ -86,6 +95,8 @@ class Scene(_Strict):
     embed_fields: tuple[str, ...] = ()
     embed_template: str | None = None
     bm25_fields: tuple[str, ...] | None = None  # None: the embedded text
+    language: str = DEFAULT_LANGUAGE  # the BM25 analyzer of every field `analyzers` omits
+    analyzers: dict[str, str] = Field(default_factory=dict)  # bm25 field -> its language
     filterable: tuple[str, ...] = ()
     returned: tuple[str, ...] = ()  # () : every declared field
     max_results: int = Field(DEFAULT_MAX_RESULTS, ge=1, le=MAX_RESULTS_CEILING)
@@ -104,7 +115,7 @@ class Scene(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Scene:
         for name in self.fields:
-            if name in _RESERVED or not _matches(name):
+            if name in _RESERVED or is_lexical_field(name) or not _matches(name):
                 raise ValueError(f"fields.{name}: reserved or not a plain name ({_NAME})")
         if not self.embed_fields and not self.embed_template:
             raise ValueError("give embed_fields or embed_template (the text that is embedded)")
@@ -126,7 +137,40 @@ class Scene(_Strict):
                 coerce_value(name, field.type, field.default)
         if self.kind == "text" and self.query == "image":
             raise ValueError("query: a text scene is searched by text")
+        self._check_languages()
         return self
+
+    def _check_languages(self) -> None:
+        check_language(self.language, "language")
+        for name, language in self.analyzers.items():
+            check_language(language, f"analyzers.{name}")
+            if name not in (self.bm25_fields or ()):
+                raise ValueError(f"analyzers: {name!r} is not one of bm25_fields")
+
+    @property
+    def lexical_fields(self) -> tuple[LexicalField, ...]:
+        """The analysed texts BM25 searches: the collection's main `text` (the bm25 fields in
+        the scene's `language` joined, or the embedded text), then one pair per field whose
+        analyzer differs (`text__<field>`, `sparse__<field>`). An English-only scene has the
+        main text alone, as before languages existed."""
+        if self.bm25_fields is None:
+            return (LexicalField(TEXT_FIELD, SPARSE_FIELD, self.language, None),)
+        main = tuple(f for f in self.bm25_fields if self.analyzer_of(f) == self.language)
+        own = tuple(
+            own_lexical(f, self.analyzer_of(f))
+            for f in self.bm25_fields
+            if self.analyzer_of(f) != self.language
+        )
+        return (LexicalField(TEXT_FIELD, SPARSE_FIELD, self.language, main), *own)
+
+    @property
+    def searched_lexical_fields(self) -> tuple[LexicalField, ...]:
+        """The analysed texts a BM25 query scores (a main text with no field is left out)."""
+        return tuple(f for f in self.lexical_fields if f.sources is None or f.sources)
+
+    def analyzer_of(self, field: str) -> str:
+        """The language a bm25 field is analysed as."""
+        return self.analyzers.get(field, self.language)
 
     @property
     def template_fields(self) -> tuple[str, ...]:
@@ -176,10 +220,14 @@ class Scene(_Strict):
         return _joined(document, self.embed_fields)
 
     def bm25_text(self, document: Mapping[str, Any]) -> str:
-        """The text BM25 scores (the embedded text unless `bm25_fields` names others)."""
-        if self.bm25_fields is None:
-            return self.embedding_text(document)
-        return _joined(document, self.bm25_fields)
+        """The main text BM25 scores: the embedded text unless `bm25_fields` names others
+        (those in the scene's `language`; each other field has a text of its own)."""
+        main = self.lexical_fields[0].sources
+        return self.embedding_text(document) if main is None else _joined(document, main)
+
+    def bm25_texts(self, document: Mapping[str, Any]) -> dict[str, str]:
+        """The texts of the fields analysed apart (Milvus field name -> text)."""
+        return {f.text: _joined(document, f.sources or ()) for f in self.lexical_fields if f.own}
 
     def filter_values(self, document: Mapping[str, Any]) -> dict[str, Any]:
         """Typed fields stored beside the vector so searches can filter on them (lists of

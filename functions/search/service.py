@@ -77,7 +77,7 @@ from functions.search.paging import next_token, page_offset
 from functions.search.ranking import needed_fields, rank
 from functions.search.relevance import RelevanceTables, mode_of
 from functions.search.spelling import MIN_COVERAGE, Speller, VocabularySource
-from functions.search.summarize import query_terms, summarize
+from functions.search.summarize import QueryTerms, Terms, summarize
 
 logger = Logger(service="mmsearch-search")
 METRICS_NAMESPACE = "mmsearch"
@@ -214,7 +214,7 @@ class SearchService:
         ranked = ranked[page.offset : window]
         t_rank = perf_counter()
         documents, degraded = self._fetch_documents(scene.name, [m.id for m in ranked])
-        terms = query_terms(query)
+        terms = QueryTerms.for_scene(query, scene)
         hits = [self._hit(m, documents.get(m.id), summary, terms) for m in ranked]
         # Relevance is calibrated on the match layer's raw score (rank may rescale it).
         # Mixed scores are not calibrated: relevance 0, and no weak-match verdict.
@@ -295,7 +295,7 @@ class SearchService:
         matched: Match,
         document: dict[str, Any] | None,
         params: SummaryParams,
-        terms: frozenset[str],
+        terms: Terms,
     ) -> Hit:
         if document is None:
             return Hit(id=matched.id, score=matched.score, document=None)

@@ -150,7 +150,9 @@ def split(
     manifest = json.dumps([s.model_dump() for s in shards]).encode()
     objects.write(plan.bucket, manifest_key, manifest, "application/json")
     for name, dim in dims.items():
-        vectors.ensure_collection(name, dim, scene.array_filter_fields, scene.scalar_filter_fields)
+        vectors.ensure_collection(
+            name, dim, scene.array_filter_fields, scene.scalar_filter_fields, scene.lexical_fields
+        )
         vectors.build_index(name)
     return Split(
         manifest_key=manifest_key,

@@ -28,7 +28,11 @@ class ShardIndexer(Indexer):
         collections = self.collections(collection)
         for name, dim in collections.items():
             self._vectors.ensure_collection(
-                name, dim, scene.array_filter_fields, scene.scalar_filter_fields
+                name,
+                dim,
+                scene.array_filter_fields,
+                scene.scalar_filter_fields,
+                scene.lexical_fields,
             )
         stored = self._documents.fingerprints(scene.store)
         embedded = 0

@@ -23,22 +23,23 @@ from functions.core.limits import FILTER_VALUE_MAX_LENGTH as FILTER_VALUE_MAX_LE
 from functions.core.limits import ID_MAX_LENGTH as ID_MAX_LENGTH
 from functions.core.stores.aliases import LITE_ALIASES as LITE_ALIASES
 from functions.core.stores.aliases import lite_alias_target
+from functions.core.stores.analyzers import (
+    ENGLISH,
+    SPARSE_PREFIX,
+    LexicalField,
+    add_lexical_fields,
+    is_lexical_field,
+    lexical_current,
+    main_lexical,
+)
+from functions.core.stores.analyzers import SPARSE_FIELD as SPARSE_FIELD
+from functions.core.stores.analyzers import TEXT_FIELD as TEXT_FIELD
 from functions.core.stores.filters import Filters, keyword_filters, quote
 from functions.core.stores.retries import RetryPolicy
 
 VECTOR_FIELD = "vector"
-TEXT_FIELD = "text"  # the searchable text; Milvus derives the BM25 sparse vector from it
-SPARSE_FIELD = "sparse"
+ANALYZER = ENGLISH  # the main text's analyzer unless a scene names another language
 TEXT_MAX_BYTES = 65_535
-# English-leaning analysis for BM25: words, lower-cased, stemmed, stop words removed.
-ANALYZER = {
-    "tokenizer": "standard",
-    "filter": [
-        "lowercase",
-        {"type": "stemmer", "language": "english"},
-        {"type": "stop", "stop_words": ["_english_"]},
-    ],
-}
 # The primary key Milvus holds: a document id with `%`, `'` and `\` percent-encoded (see
 # `stored_id`), up to 4 UTF-8 bytes a character. A collection whose key is shorter was written
 # before the encoding and is rebuilt by the next index run.
@@ -81,6 +82,7 @@ class VectorRecord:
     vector: Sequence[float] | np.ndarray
     fields: Mapping[str, Any] = field(default_factory=dict)  # Scene.filter_values
     text: str = ""
+    texts: Mapping[str, str] = field(default_factory=dict)  # Scene.bm25_texts: own analysers
 
 
 # Filters as checked by the request's one pass (functions.core.stores.filters), or, from code,
@@ -110,9 +112,11 @@ class VectorStore(Protocol):
         dim: int,
         array_fields: Sequence[str],
         scalar_fields: Mapping[str, str] | None = None,
+        lexical: Sequence[LexicalField] = (),
     ) -> None:
         """Create the collection if absent (idempotent); `scalar_fields` (name -> scene field
-        type) sit beside the arrays. An existing collection that cannot hold them is refused
+        type) sit beside the arrays; `lexical` (Scene.lexical_fields) are its analysed texts
+        (default: one English text). An existing collection that cannot hold them is refused
         (`SchemaMismatch`)."""
 
     def upsert(self, collection: str, records: Sequence[VectorRecord]) -> None:
@@ -142,8 +146,10 @@ class VectorStore(Protocol):
         filters: FilterSpec,
         *,
         output_fields: Sequence[str] = (),
+        sparse_field: str = SPARSE_FIELD,
     ) -> list[Match]:
-        """BM25 over the stored text, best first, AND-ing `filters`."""
+        """BM25 over one stored text (its analyzer analyses `text`), best first, AND-ing
+        `filters`."""
 
     def search_hybrid(
         self,
@@ -158,17 +164,22 @@ class VectorStore(Protocol):
         nprobe: int | None = None,
         ef: int | None = None,
         output_fields: Sequence[str] = (),
+        sparse_fields: Sequence[str] = (SPARSE_FIELD,),
     ) -> list[Match]:
-        """Dense and BM25 fused by reciprocal rank fusion in the store, in one call."""
+        """Dense and BM25 (over each of `sparse_fields`) fused by reciprocal rank fusion in
+        the store, in one call."""
 
     def fetch_fields(
         self, collection: str, ids: Sequence[str], fields: Sequence[str]
     ) -> dict[str, dict[str, Any]]:
         """Stored fields (e.g. `vector`) of `ids`; absent ids are left out."""
 
-    def schema_current(self, collection: str, dim: int | None = None) -> bool:
+    def schema_current(
+        self, collection: str, dim: int | None = None, lexical: Sequence[LexicalField] = ()
+    ) -> bool:
         """Whether an existing collection has every field this version writes (and vectors
-        of `dim` dimensions, when given)."""
+        of `dim` dimensions, and the analysed texts `lexical` with their analyzers, when
+        given)."""
 
     def filter_schema(self, collection: str) -> dict[str, str]:
         """Filterable fields the collection holds: name -> Milvus type name."""
@@ -310,12 +321,18 @@ class MilvusVectorStore:
         dim: int,
         array_fields: Sequence[str],
         scalar_fields: Mapping[str, str] | None = None,
+        lexical: Sequence[LexicalField] = (),
     ) -> None:
-        from pymilvus import DataType, Function, FunctionType
+        from pymilvus import DataType
 
         wanted = {**dict.fromkeys(array_fields, "keyword_list"), **(scalar_fields or {})}
         if self.has_collection(collection):
             self._check_holds(collection, wanted)
+            if lexical and not self.schema_current(collection, lexical=lexical):
+                raise SchemaMismatch(
+                    f"collection {collection!r} was built for other BM25 fields or analyzers: "
+                    "re-index the scene to rebuild it"
+                )
             return
         client = self._connect()
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -332,26 +349,11 @@ class MilvusVectorStore:
         for name, kind in (scalar_fields or {}).items():
             extra = {"max_length": FILTER_VALUE_MAX_LENGTH} if kind == "keyword" else {}
             schema.add_field(name, getattr(DataType, MILVUS_TYPES[kind]), **extra)
-        if not self.supports_bm25():
-            # The text is kept (as on 2.5) and nothing derives sparse vectors from it.
-            schema.add_field(TEXT_FIELD, DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
-            self._create(collection, schema)
-            return
-        schema.add_field(
-            TEXT_FIELD,
-            DataType.VARCHAR,
-            max_length=TEXT_MAX_BYTES,
-            enable_analyzer=True,
-            analyzer_params=ANALYZER,
-        )
-        schema.add_field(SPARSE_FIELD, DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_function(
-            Function(
-                name="text_bm25",
-                function_type=FunctionType.BM25,
-                input_field_names=[TEXT_FIELD],
-                output_field_names=[SPARSE_FIELD],
-            )
+        add_lexical_fields(
+            schema,
+            tuple(lexical) or (main_lexical(),),
+            max_bytes=TEXT_MAX_BYTES,
+            bm25=self.supports_bm25(),
         )
         self._create(collection, schema)
 
@@ -366,7 +368,7 @@ class MilvusVectorStore:
             "create_collection",
             collection,
             schema=schema,
-            index_params=self._index_params("FLAT", schema_has_sparse=_has_sparse(schema)),
+            index_params=self._index_params("FLAT", sparse_fields=_sparse_fields(schema)),
             consistency_level="Strong",
         )
 
@@ -383,13 +385,17 @@ class MilvusVectorStore:
         except Exception as exc:
             raise StoreUnavailable(f"Milvus get_server_version failed: {_short(exc)}") from exc
 
-    def schema_current(self, collection: str, dim: int | None = None) -> bool:
+    def schema_current(
+        self, collection: str, dim: int | None = None, lexical: Sequence[LexicalField] = ()
+    ) -> bool:
         description = self._call("describe_collection", collection)
         fields = {f["name"]: f for f in description["fields"]}
         key_bytes = int((fields["id"].get("params") or {}).get("max_length", 0))
         if key_bytes < STORED_ID_MAX_BYTES:
             return False  # written before ids were encoded (`stored_id`)
         if SPARSE_FIELD not in fields and (TEXT_FIELD not in fields or self.supports_bm25()):
+            return False
+        if lexical and not lexical_current(fields, tuple(lexical)):
             return False
         stored_dim = (fields[VECTOR_FIELD].get("params") or {}).get("dim")
         return dim is None or stored_dim is None or int(stored_dim) == dim
@@ -402,6 +408,7 @@ class MilvusVectorStore:
                 "id": stored_id(r.id),
                 VECTOR_FIELD: np.asarray(r.vector, dtype=np.float32).tolist(),
                 TEXT_FIELD: _clip_utf8(r.text, TEXT_MAX_BYTES),
+                **{name: _clip_utf8(text, TEXT_MAX_BYTES) for name, text in r.texts.items()},
                 **r.fields,
             }
             for r in records
@@ -421,15 +428,13 @@ class MilvusVectorStore:
             params = self._index_params(self._index_type, rows=self._row_count(collection))
             if not indexes:
                 fields = self._call("describe_collection", collection)["fields"]
-                if any(f["name"] == SPARSE_FIELD for f in fields):
-                    params.add_index(
-                        SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25"
-                    )
+                for name in _sparse_fields(f["name"] for f in fields):
+                    params.add_index(name, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
             self._call("create_index", collection, params)
         self._call("load_collection", collection)
 
     def _index_params(
-        self, index_type: str, *, rows: int = 0, schema_has_sparse: bool = False
+        self, index_type: str, *, rows: int = 0, sparse_fields: Sequence[str] = ()
     ) -> Any:
         params = self._connect().prepare_index_params()
         values: dict[str, int] = {}
@@ -438,8 +443,8 @@ class MilvusVectorStore:
         elif index_type == "HNSW":
             values.update(HNSW_BUILD)
         params.add_index(VECTOR_FIELD, index_type=index_type, metric_type="COSINE", params=values)
-        if schema_has_sparse:
-            params.add_index(SPARSE_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        for name in sparse_fields:
+            params.add_index(name, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         return params
 
     def _row_count(self, collection: str) -> int:
@@ -502,12 +507,13 @@ class MilvusVectorStore:
         filters: FilterSpec,
         *,
         output_fields: Sequence[str] = (),
+        sparse_field: str = SPARSE_FIELD,
     ) -> list[Match]:
         self._need_bm25()
         result = self._search(
             collection,
             [text],
-            anns_field=SPARSE_FIELD,
+            anns_field=sparse_field,
             limit=limit,
             filter=self._expression(collection, filters),
             output_fields=list(output_fields),
@@ -535,9 +541,11 @@ class MilvusVectorStore:
         nprobe: int | None = None,
         ef: int | None = None,
         output_fields: Sequence[str] = (),
+        sparse_fields: Sequence[str] = (SPARSE_FIELD,),
     ) -> list[Match]:
         """Dense and BM25 searches fused by reciprocal rank fusion inside Milvus: one call,
-        one result list (`candidates` hits from each side, `limit` fused ones back)."""
+        one result list (`candidates` hits from each side, `limit` fused ones back); one BM25
+        search per analysed text in `sparse_fields`."""
         from pymilvus import AnnSearchRequest, RRFRanker
 
         self._need_bm25()
@@ -550,14 +558,15 @@ class MilvusVectorStore:
             candidates,
             expr=expression,
         )
-        lexical = AnnSearchRequest(
-            [text], SPARSE_FIELD, {"metric_type": "BM25"}, candidates, expr=expression
-        )
+        lexical = [
+            AnnSearchRequest([text], name, {"metric_type": "BM25"}, candidates, expr=expression)
+            for name in sparse_fields
+        ]
         try:
             result = self._call(
                 "hybrid_search",
                 collection,
-                [dense, lexical],
+                [dense, *lexical],
                 RRFRanker(rrf_k),
                 limit=limit,
                 output_fields=list(output_fields),
@@ -611,11 +620,10 @@ class MilvusVectorStore:
         """Filterable fields the collection holds: name -> Milvus type name (ARRAY, DOUBLE,
         INT64, BOOL, VARCHAR)."""
         description = self._call("describe_collection", collection)
-        own = {"id", VECTOR_FIELD, TEXT_FIELD, SPARSE_FIELD}
         return {
             f["name"]: getattr(f["type"], "name", str(f["type"]))
             for f in description["fields"]
-            if f["name"] not in own
+            if f["name"] not in ("id", VECTOR_FIELD) and not is_lexical_field(f["name"])
         }
 
     def _expression(self, collection: str, filters: FilterSpec) -> str:
@@ -703,8 +711,10 @@ def _matches(hits: Any) -> list[Match]:
     ]
 
 
-def _has_sparse(schema: Any) -> bool:
-    return any(f.name == SPARSE_FIELD for f in schema.fields)
+def _sparse_fields(names: Any) -> list[str]:
+    """The BM25 sparse vectors among field names (or a pymilvus schema's fields)."""
+    names = [getattr(n, "name", n) for n in getattr(names, "fields", names)]
+    return [n for n in names if n == SPARSE_FIELD or n.startswith(SPARSE_PREFIX)]
 
 
 def _version(text: str) -> tuple[int, int]:
