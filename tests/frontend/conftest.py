@@ -1,11 +1,16 @@
 """One local server (API + page + media, with a small QA corpus and 40 Tux Paint stamps) and
-one Chromium per test session, shared by every page test; each test gets a fresh context."""
+one Chromium per test session, shared by every page test; each test gets a fresh context.
+A module that asks for `catalogue` also sees a product scene declared in configuration."""
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +18,14 @@ import pytest
 
 from functions.composed.app import create_app
 from functions.core.models.text_encoder import TextEncoder
-from functions.core.scenes import QA
+from functions.core.scenes import PACKAGED_SCENES, QA, SCENES_FILE_ENV
 from functions.core.settings import Settings
 from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from indexing.corpus import QADocument
 from indexing.indexer import Indexer
 from offline.local_mongo import free_port
 from offline.local_server import local_server
+from tests.functions.test_catalogue_scene import CATALOGUE_YAML, products
 from tests.functions.test_image_search import index_images, stamps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +58,7 @@ EXTRA_DOCS = [
     ),
 ]
 QA_COUNT = 30 + len(EXTRA_DOCS)
+CATALOGUE_BATCH = 80  # documents per write request, under the API's bound
 
 
 @pytest.fixture(scope="session")
@@ -151,3 +158,71 @@ def wait_idle(page: Any) -> None:
         " && !/Searching/.test(document.querySelector('#status').textContent)"
         " && document.querySelector('#status').textContent !== ''"
     )
+
+
+def call(server: str, path: str, body: dict[str, Any]) -> Any:
+    """POST `body` as JSON to the page server; the decoded answer."""
+    request = urllib.request.Request(
+        f"{server}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.load(response)
+
+
+@contextmanager
+def scenes_file(path: Path) -> Iterator[None]:
+    """The server reads its scenes from `path` meanwhile (re-read on change)."""
+    before = os.environ.get(SCENES_FILE_ENV)
+    os.environ[SCENES_FILE_ENV] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SCENES_FILE_ENV, None)
+        else:
+            os.environ[SCENES_FILE_ENV] = before
+
+
+def catalogue_rows(server: str) -> list[dict[str, Any]]:
+    """test_catalogue_scene's 160 products and a refurbished copy of each (320), pictured with
+    the page server's own stamp thumbnails (same origin, as the page's CSP wants)."""
+    found = call(server, "/v1/search", {"scene": "t2i", "query": "an animal", "top_k": 40})
+    pictures = [h["document"]["thumbnail_url"] for h in found["hits"]]
+    assert len(pictures) >= 10
+    rows = []
+    for n, product in enumerate(products()):
+        rows.append({**product, "image": pictures[n % len(pictures)]})
+        refurbished = {
+            "id": f"r{product['id']}",
+            "title": f"Refurbished {product['title']}",
+            "price": round(product["price"] * 0.6, 2),
+        }
+        rows.append({**rows[-1], **refurbished})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def catalogue_written(
+    server: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[dict[str, Any]]]:
+    """A scenes file with the packaged scenes plus the catalogue (configuration, no code), and
+    the catalogue's documents written once through `POST /v1/documents:batchUpsert`."""
+    path = tmp_path_factory.mktemp("page-scenes") / "scenes.yaml"
+    path.write_text(PACKAGED_SCENES.read_text() + CATALOGUE_YAML.split("scenes:\n", 1)[1])
+    rows = catalogue_rows(server)
+    with scenes_file(path):
+        for start in range(0, len(rows), CATALOGUE_BATCH):
+            batch = rows[start : start + CATALOGUE_BATCH]
+            body = {"scene": "catalogue", "documents": batch}
+            assert call(server, "/v1/documents:batchUpsert", body)["written"] == len(batch)
+    return path, rows
+
+
+@pytest.fixture(scope="module")
+def catalogue(catalogue_written: tuple[Path, list[dict[str, Any]]]) -> Iterator[list[Any]]:
+    """The catalogue declared for the page server while this module runs; its documents."""
+    path, rows = catalogue_written
+    with scenes_file(path):
+        yield rows

@@ -2,80 +2,21 @@
 (issue 17): the page builds its tab from `GET /v1/scenes`, draws hits from the declared fields,
 offers the keyword fields as facets and the numbers as ranges, and pages with the API's token.
 
-The catalogue is test_catalogue_scene.py's (its YAML and products), beside the packaged scenes
-in a scenes file of this module's own, written into the shared page server by batchUpsert."""
+The catalogue is test_catalogue_scene.py's (its YAML and products), declared beside the
+packaged scenes and written into the shared page server by batchUpsert (conftest's
+`catalogue`)."""
 
 from __future__ import annotations
 
 import json
-import os
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import pytest
-
-from functions.core.scenes import PACKAGED_SCENES, SCENES_FILE_ENV
-from tests.frontend.conftest import close_page, new_page, search, shot, wait_idle
-from tests.functions.test_catalogue_scene import CATALOGUE_YAML, products
+from tests.frontend.conftest import call, close_page, new_page, search, shot, wait_idle
 
 QUERY = "something for the kitchen"
 BRAND = "Cobalt"
 LOW, HIGH = 20, 150
-BATCH = 80  # documents per write request, under the API's bound
-
-
-def call(server: str, path: str, body: dict[str, Any]) -> Any:
-    request = urllib.request.Request(
-        f"{server}{path}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.load(response)
-
-
-def catalogue_rows(server: str) -> list[dict[str, Any]]:
-    """test_catalogue_scene's 160 products and a refurbished copy of each (320), pictured with
-    the page server's own stamp thumbnails (same origin, as the page's CSP wants)."""
-    found = call(server, "/v1/search", {"scene": "t2i", "query": "an animal", "top_k": 40})
-    pictures = [h["document"]["thumbnail_url"] for h in found["hits"]]
-    assert len(pictures) >= 10
-    rows = []
-    for n, product in enumerate(products()):
-        rows.append({**product, "image": pictures[n % len(pictures)]})
-        refurbished = {
-            "id": f"r{product['id']}",
-            "title": f"Refurbished {product['title']}",
-            "price": round(product["price"] * 0.6, 2),
-        }
-        rows.append({**rows[-1], **refurbished})
-    return rows
-
-
-@pytest.fixture(scope="module")
-def catalogue(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Any]]:
-    """The packaged scenes plus the catalogue, declared for the page server (no code), and
-    its documents written through `POST /v1/documents:batchUpsert`."""
-    declared = CATALOGUE_YAML.split("scenes:\n", 1)[1]
-    path = Path(tmp_path_factory.mktemp("page-scenes")) / "scenes.yaml"
-    path.write_text(PACKAGED_SCENES.read_text() + declared)
-    before = os.environ.get(SCENES_FILE_ENV)
-    os.environ[SCENES_FILE_ENV] = str(path)
-    rows = catalogue_rows(server)
-    for start in range(0, len(rows), BATCH):
-        batch = rows[start : start + BATCH]
-        answer = call(
-            server, "/v1/documents:batchUpsert", {"scene": "catalogue", "documents": batch}
-        )
-        assert answer["written"] == len(batch)
-    yield rows
-    if before is None:
-        os.environ.pop(SCENES_FILE_ENV, None)
-    else:
-        os.environ[SCENES_FILE_ENV] = before
 
 
 def shown_ids(page: Any) -> list[str]:
