@@ -1,5 +1,7 @@
 """The image space of the image scenes: CLIP when a CLIP export is configured (text and images
-in one space), else the tiny-image descriptor (images only: no text-to-image by pixels)."""
+in one space), else the tiny-image descriptor (images only: no text-to-image by pixels, so a
+query mixing text and an image fuses the caption and pixel lists by rank instead of summing
+vectors; functions/search/mixed_query.py)."""
 
 from __future__ import annotations
 
