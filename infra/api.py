@@ -19,6 +19,7 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import DeployConfig, function_name
@@ -124,6 +125,9 @@ class ApiStack(Stack):
         }
         model = storage.model.environment(config)
         secrets = self._secrets = storage.secrets
+        # Only search checks the debug header (functions/search/bucketing.py): only it reads it.
+        self.debug_token = self._debug_token()
+        debug = {"MMSEARCH_DEBUG_TOKEN_SECRET": self.debug_token.secret_arn}
         self.functions: dict[str, lambda_.Alias] = {}  # the `live` alias of each function
         self.function_names: dict[str, str] = {}  # their physical names, for other stacks
         if config.split_functions:
@@ -136,6 +140,7 @@ class ApiStack(Stack):
                 code,
                 limits
                 | secrets.environment("milvus")
+                | debug
                 | {
                     "MMSEARCH_DEPLOYMENT": "lambda",
                     "MMSEARCH_PREPROCESS_FUNCTION": preprocess.function_arn,
@@ -145,19 +150,21 @@ class ApiStack(Stack):
             self._read_models(preprocess)
             secrets.grant_read(summary, "mongo")
             secrets.grant_read(search, "milvus")
+            self.debug_token.grant_read(search)
             preprocess.grant_invoke(search)
             summary.grant_invoke(search)
         else:
             search = self._function(
                 "search",
                 code,
-                limits | model | secrets.environment("milvus", "mongo"),
+                limits | model | secrets.environment("milvus", "mongo") | debug,
                 snap_start=config.snap_start,
                 handler=HANDLERS["composed"],
                 bundle="composed",  # FastAPI + Mangum + all three functions' dependencies
             )
             self._read_models(search)
             secrets.grant_read(search, "milvus", "mongo")
+            self.debug_token.grant_read(search)
             preprocess = summary = search
         self._targets = {"search": search, "preprocess": preprocess, "summary": summary}
         if config.writes:
@@ -168,6 +175,32 @@ class ApiStack(Stack):
             cfn_search.reserved_concurrent_executions = config.search_reserved_concurrency
 
         self.api = self._http_api()
+
+    def _debug_token(self) -> secretsmanager.Secret:
+        """A random token generated at deploy: callers presenting it in `x-mmsearch-debug`
+        may force experiments (the page's debug drawer). Its name is an output."""
+        secret = secretsmanager.Secret(
+            self,
+            "DebugToken",
+            description="mmsearch: the debug drawer's token (x-mmsearch-debug header)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template="{}",
+                generate_string_key="debug_token",
+                exclude_punctuation=True,  # sent as a header value: letters and digits only
+                password_length=40,
+            ),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        CfnOutput(self, "DebugTokenSecretName", value=secret.secret_name)
+        acknowledge(
+            secret,
+            {
+                "AwsSolutions-SMG4": "Unlocks forced experiments only (no data, no writes):"
+                " replace it with `aws secretsmanager put-secret-value`; new execution"
+                " environments, and SnapStart restores, read the new value.",
+            },
+        )
+        return secret
 
     def _function(
         self,

@@ -18,7 +18,7 @@ from functions.core.stores.connection import resolve_connection
 log = logging.getLogger("mmsearch")
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 Init = Callable[[], tuple[Settings, LambdaHandler]]
-CONNECTION_FIELDS = ("milvus_uri", "milvus_token", "mongo_uri")
+CONNECTION_FIELDS = ("milvus_uri", "milvus_token", "mongo_uri", "debug_token")
 
 
 def register_after_restore(hook: Callable[[], None]) -> bool:
@@ -61,6 +61,7 @@ class RestorableHandler:
             self.settings.connection_secret
             or self.settings.milvus_secret
             or self.settings.mongo_secret
+            or self.settings.debug_token_secret
         ):
             return
         _clear_secret_cache()

@@ -15,8 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import string
 from collections.abc import Iterator
 from pathlib import Path
+from secrets import choice
+from typing import Any
 
 import boto3
 import pytest
@@ -25,6 +28,9 @@ from moto import mock_aws
 from functions.core.errors import ModelUnavailable
 from functions.core.models.manifest import MANIFEST_FILE, TOKENIZER_FILE, ModelManifest, sha256_file
 from functions.core.settings import Settings
+from functions.core.snapstart import RestorableHandler
+from functions.core.stores.connection import ConnectionSecretError
+from functions.search.bucketing import DebugAccess
 from offline.model_push import push_model
 from tests.infra.aws_rules import ACCOUNT, REGION, Policy, Templates, enforce
 from tests.infra.conftest import Synth
@@ -75,9 +81,23 @@ def fresh_account(out: Path) -> Templates:
     for _, logical, secret in templates.resources("AWS::SecretsManager::Secret"):
         stores = [v for k, v in {"Milvus": MILVUS, "Mongo": MONGO}.items() if logical.startswith(k)]
         value = stores[0] if stores else MILVUS | MONGO  # the older secret held both
+        if generate := secret["Properties"].get("GenerateSecretString"):
+            value = generated(generate)
         name = f"{logical}-{secret['Properties'].get('Description', '')[:8]}".replace(" ", "")
         physical[logical] = secrets.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
     return Templates(out, physical)
+
+
+def generated(spec: dict[str, Any]) -> dict[str, str]:
+    """What Secrets Manager stores for a GenerateSecretString: the template with one random
+    key of the given length (letters and digits when punctuation is excluded)."""
+    alphabet = string.ascii_letters + string.digits
+    if not spec.get("ExcludePunctuation"):
+        alphabet += string.punctuation
+    value: dict[str, str] = json.loads(spec["SecretStringTemplate"])
+    length = spec.get("PasswordLength", 32)
+    value[spec["GenerateStringKey"]] = "".join(choice(alphabet) for _ in range(length))
+    return value
 
 
 def run_bucket_deployments(templates: Templates) -> list[str]:
@@ -281,8 +301,6 @@ def test_the_checker_refuses_a_secret_the_role_was_not_granted(
     milvus_arn = functions(templates)["functions.search.handler.handler"][2][
         "MMSEARCH_MILVUS_SECRET"
     ]
-    from functions.core.stores.connection import ConnectionSecretError
-
     policy = Policy("summary", templates.role_statements(stack, role))
     with enforce(policy), pytest.raises(ConnectionSecretError, match="AccessDenied"):
         run_init("x", {**env, "MMSEARCH_MILVUS_SECRET": milvus_arn}, monkeypatch, tmp_path)
@@ -315,3 +333,81 @@ def test_the_checker_answers_a_missing_key_with_403_without_list_bucket(aws: Non
     assert with_list.value.response["Error"]["Code"] == "NoSuchKey"  # type: ignore[attr-defined]
     assert elsewhere.value.response["Error"]["Code"] == "AccessDenied"  # type: ignore[attr-defined]
     assert reader.refused == ["s3:GetObject arn:aws:s3:::another-bucket/k"]
+
+
+# The debug drawer's token (MMSEARCH_DEBUG_TOKEN in AWS): a secret the api stack generates,
+# told to and readable by the search function alone.
+
+SEARCH = "functions.search.handler.handler"
+DEBUG_SECRET = "MMSEARCH_DEBUG_TOKEN_SECRET"
+
+
+def debug_token(arn: str) -> str:
+    value = boto3.client("secretsmanager", region_name=REGION).get_secret_value(SecretId=arn)
+    token: str = json.loads(value["SecretString"])["debug_token"]
+    return token
+
+
+def test_search_alone_is_told_the_generated_debug_token_and_the_drawer_opens_with_it(
+    split_out: Path, aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    templates = fresh_account(split_out)
+    found = functions(templates)
+    assert {h for h, (_, _, env) in found.items() if DEBUG_SECRET in env} == {SEARCH}
+    assert "DebugTokenSecretName" in templates.stacks["mmsearch-api"]["Outputs"]
+
+    settings, policy = init_under_role(templates, SEARCH, monkeypatch, tmp_path)
+
+    assert policy.refused == []
+    token = debug_token(found[SEARCH][2][DEBUG_SECRET])
+    assert len(token) == 40 and token.isalnum()
+    assert settings.debug_token is not None
+    assert settings.debug_token.get_secret_value() == token
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "mmsearch-search")  # closed unless the token
+    access = DebugAccess.from_settings(settings)
+    assert access.allows(token)
+    assert not access.allows(token[:-1] + "x") and not access.allows(None)
+
+
+@pytest.mark.parametrize("handler", [h for h in SPLIT if h != SEARCH])
+def test_no_other_function_may_read_the_debug_token(
+    split_out: Path, aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, handler: str
+) -> None:
+    templates = fresh_account(split_out)
+    run_bucket_deployments(templates)
+    arn = functions(templates)[SEARCH][2][DEBUG_SECRET]
+    stack, role, env = functions(templates)[handler]
+    policy = Policy(handler, templates.role_statements(stack, role))
+
+    with enforce(policy), pytest.raises(ConnectionSecretError, match="AccessDenied"):
+        run_init(handler, {**env, DEBUG_SECRET: arn}, monkeypatch, tmp_path)
+
+    assert policy.refused == [f"secretsmanager:GetSecretValue {arn}"]
+
+
+def test_a_snapstart_restore_picks_up_a_replaced_debug_token_under_the_same_grants(
+    split_out: Path, aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Read once at init (the snapshot holds it); after a restore the secret is read again
+    and, when it changed (`put-secret-value`), init runs again with the new value."""
+    templates = fresh_account(split_out)
+    stack, role, env = functions(templates)[SEARCH]
+    policy = Policy(SEARCH, templates.role_statements(stack, role))
+    new = "N3wDebugToken0123456789abcdefghijklmnopq"
+
+    def init() -> tuple[Settings, Any]:
+        return run_init(SEARCH, env, monkeypatch, tmp_path), lambda event, context: {}
+
+    with enforce(policy):
+        restorable = RestorableHandler(init)
+    before = restorable.settings
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId=env[DEBUG_SECRET], SecretString=json.dumps({"debug_token": new})
+    )  # the operator replaces it
+    with enforce(policy):
+        restorable.after_restore()
+
+    assert policy.refused == []
+    assert before.debug_token is not None and before.debug_token.get_secret_value() != new
+    assert restorable.settings.debug_token is not None
+    assert restorable.settings.debug_token.get_secret_value() == new

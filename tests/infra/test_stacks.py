@@ -660,7 +660,11 @@ def test_writes_are_off_by_default_and_when_on_take_iam_signed_callers_only(spli
     actions = actions_of(policy_statements(template, writer["Role"]["Fn::GetAtt"][0]))
     assert {"s3:GetObject", "secretsmanager:GetSecretValue"} <= actions
     search = functions["functions.search.handler.handler"]["Environment"]["Variables"]
-    assert sum(v.endswith("_SECRET") for v in search) == 1  # readers keep their one store
+    # Readers keep their one store; search alone also reads the debug token.
+    assert {v for v in search if v.endswith("_SECRET")} == {
+        "MMSEARCH_MILVUS_SECRET",
+        "MMSEARCH_DEBUG_TOKEN_SECRET",
+    }
 
 
 def test_search_gets_reserved_concurrency_only_when_asked(split, one):
