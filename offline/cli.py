@@ -165,7 +165,7 @@ def embed(
 def index(
     input: Annotated[Path, typer.Option(help="JSON lines file or BEIR folder.")],
     scene: Annotated[str, typer.Option(help="Scene to index into.")] = "qa",
-    batch_size: Annotated[int, typer.Option(min=1, help="Documents per write.")] = 256,
+    batch_size: Annotated[int, typer.Option(min=1, help="Documents per write.")] = 1000,
     strict: Annotated[bool, typer.Option(help="Stop if any record is invalid.")] = False,
     prune: Annotated[bool, typer.Option(help="Delete documents that left the input.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Last line: the report as JSON.")] = False,
@@ -336,7 +336,7 @@ def _index(
     )
     from functions.search.spelling import count_terms, save_vocabulary
     from indexing.corpus import read_corpus
-    from indexing.indexer import Indexer, IndexVerificationError
+    from indexing.indexer import Indexer, IndexVerificationError, IndexWriteError
 
     try:
         scene = get_scene(scene_name)
@@ -400,7 +400,7 @@ def _index(
             scene.store,
             count_terms(scene.embedding_text(d.model_dump()) for d in corpus.documents),
         )
-    except (IndexVerificationError, ServiceError) as exc:
+    except (IndexVerificationError, IndexWriteError, ServiceError) as exc:
         raise _fail(str(exc)) from None
     except OperationFailure as exc:  # e.g. refused credentials; the reply names no secret
         raise _fail(f"MongoDB refused the run: {(exc.details or {}).get('errmsg', exc)}") from None
