@@ -194,6 +194,52 @@ def test_an_image_alone_on_t2i_answers_as_i2i(tiny: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
+    ("experiment", "caption_side"),
+    [
+        ("caption", "caption"),
+        ("caption_hybrid", "caption_hybrid"),
+        ("caption_bm25", "caption_bm25"),
+        ("image", "caption"),  # pixels only without CLIP: the captions' dense side
+        ("hybrid", "caption_hybrid"),
+    ],
+)
+def test_the_text_list_is_the_forced_match_experiments_caption_side(
+    tiny: TestClient, experiment: str, caption_side: str
+) -> None:
+    image, query = _b64(_stamp(PENGUIN)), "a penguin"
+    text = ids(
+        tiny, {"scene": "t2i", "query": query, "debug": {"experiments": {"match": caption_side}}}
+    )
+    mixed = {"scene": "t2i", "query": query, "query_image": image}
+    forced = {"debug": {"experiments": {"match": experiment}}}
+    assert ids(tiny, {**mixed, **forced, "weights": {"image": 0}}) == text
+    pixels = ids(tiny, {"scene": "i2i", "query_image": image})
+    assert ids(tiny, {**mixed, **forced}) == fused([(text, 1.0), (pixels, 1.0)])
+
+
+def test_a_mixed_query_pages_and_its_token_is_bound_to_its_weights_and_negative(
+    tiny: TestClient,
+) -> None:
+    query = {
+        "scene": "t2i",
+        "query": "a penguin",
+        "query_image": _b64(_stamp(NICKEL)),
+        "negative_query": "a coin",
+    }
+    every = ids(tiny, query)
+    first = post(tiny, {**query, "top_k": 10})
+    token = first["next_page_token"]
+    second = post(tiny, {**query, "top_k": 10, "page_token": token})
+    assert [h["id"] for h in first["hits"] + second["hits"]] == every[:20]
+    for changed in ({"weights": {"negative": 1}}, {"negative_query": "a bird"}):
+        response = tiny.post(
+            "/v1/search", json={**query, **changed, "top_k": 10, "page_token": token}
+        )
+        assert response.status_code == 422
+        assert "issued for another query" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
     ("body", "says"),
     [
         ({"scene": "qa", "query": "x", "query_image": "AAAA"}, "query_image: scene 'qa'"),
