@@ -36,6 +36,13 @@ VPC_ACTIONS = [
 ]
 
 
+def processing_device(instance_type: str) -> str:
+    """Where a processing job on `instance_type` embeds (MMSEARCH_ENCODER_DEVICE): cuda on the
+    GPU families (ml.g*, ml.p*), whose image must then carry onnxruntime-gpu, else cpu."""
+    family = instance_type.removeprefix("ml.")[:1]
+    return "cuda" if family in ("g", "p") else "cpu"
+
+
 class ProcessingJobs(Construct):
     """The processing role and image; `job_state` is the Map's item processor on SageMaker."""
 
@@ -127,6 +134,7 @@ class ProcessingJobs(Construct):
             "Environment": {
                 **environment,
                 "MMSEARCH_HOME": "/tmp/mmsearch",
+                "MMSEARCH_ENCODER_DEVICE": processing_device(PROCESSING_INSTANCE),
                 # The image holds the scenes file where the Dockerfile puts our code.
                 **scenes_environment(self.scenes_file, PROCESSING_CODE_ROOT),
             },

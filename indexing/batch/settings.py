@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from functions.core.models.text_encoder import Device
 from functions.core.settings import Settings
 
 
@@ -22,6 +23,12 @@ class BatchSettings(Settings):
     sagemaker_shard_docs: int = Field(
         50_000, ge=1, description="Documents per SageMaker shard (one processing job each)."
     )
+    encoder_device: Device = Field(
+        "cpu",
+        description="Where the processing job embeds: cpu, cuda (onnxruntime-gpu on a GPU"
+        " instance; refused without it) or auto.",
+    )
+    encoder_float16: bool = Field(False, description="Embed with float16 weights (GPUs).")
     media_bucket: str | None = Field(
         None,
         description="Bucket for image originals and thumbnails (under media/, served by"
