@@ -184,13 +184,25 @@ def index(
             "`mmsearch serve` when one holds the home)."
         ),
     ] = "full",
+    device: Annotated[
+        Literal["cpu", "cuda", "auto"],
+        typer.Option(
+            help="Where to embed: cpu; cuda (onnxruntime-gpu's CUDA provider, refused "
+            "without it); auto (cuda when available)."
+        ),
+    ] = "cpu",
+    float16: Annotated[
+        bool, typer.Option(help="Embed with float16 weights (for GPUs; CPUs gain nothing).")
+    ] = False,
 ) -> None:
     """Embed a corpus and upsert it into Milvus and MongoDB, then verify both stores."""
     from offline.local_mongo import LocalMongoError, local_stores
 
     if mode == "upsert":
-        if prune or model is not None:
-            raise _fail("--mode upsert writes a delta: --prune and --model need --mode full", 2)
+        if prune or model is not None or device != "cpu":
+            raise _fail(
+                "--mode upsert writes a delta: --prune, --model and --device need --mode full", 2
+            )
         _index_delta(input, scene, strict, as_json)
         return
     from offline.remote import running_server
@@ -207,7 +219,17 @@ def index(
 
     try:
         with local_stores(_batch(Settings())) as settings:
-            report = _index(settings, input, scene, batch_size, strict, prune, model=model)
+            report = _index(
+                settings,
+                input,
+                scene,
+                batch_size,
+                strict,
+                prune,
+                model=model,
+                device=device,
+                float16=float16,
+            )
     except LocalMongoError as exc:
         raise _fail(str(exc)) from None
     if as_json:
@@ -322,11 +344,12 @@ def _index(
     prune: bool,
     *,
     model: Path | None = None,
+    device: str = "cpu",
+    float16: bool = False,
 ) -> IndexReport:
     from pymongo.errors import OperationFailure
 
     from functions.core.errors import ServiceError
-    from functions.core.models.text_encoder import TextEncoder
     from functions.core.scenes import get_scene
     from functions.core.stores.factory import (
         collection_name,
@@ -336,6 +359,7 @@ def _index(
     )
     from functions.search.spelling import count_terms, save_vocabulary
     from indexing.corpus import read_corpus
+    from indexing.encoding import encode_batch_size, load_batch_encoder
     from indexing.indexer import Indexer, IndexVerificationError, IndexWriteError
 
     try:
@@ -357,8 +381,11 @@ def _index(
     if model is not None and scene.kind != "text":
         raise _fail("--model indexes text scenes; image scenes use their own image space", 2)
     try:
-        encoder = TextEncoder.load(
-            model or settings.resolved_model_dir, threads=settings.encoder_threads, spin=False
+        encoder = load_batch_encoder(
+            model or settings.resolved_model_dir,
+            device,
+            threads=settings.encoder_threads,
+            float16=float16,
         )
     except ServiceError as exc:
         raise _fail(str(exc)) from None
@@ -368,7 +395,7 @@ def _index(
         vectors,
         documents,
         batch_size=batch_size,
-        encode_batch_size=settings.encode_batch_size,
+        encode_batch_size=encode_batch_size(encoder, settings.encode_batch_size),
     )
     if scene.kind == "image":
         from functions.core.models.image_space import load_image_space
