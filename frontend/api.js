@@ -115,30 +115,36 @@ function facetsOf(value) {
 }
 
 /**
- * Search a scene; with `image` (a Blob) the image is uploaded as multipart/form-data (scene
- * i2i). `pageToken` asks for the page after the one whose answer carried it (same request
- * otherwise). Returns `{hits, timings_ms, experiments, weakMatch, spelling, facets,
- * nextPageToken}`; fields a server does
- * not send yet (`weak_match`, `spelling`, a hit's `relevance`) come back false/null.
+ * Search a scene. `image` is a Blob (an upload: sent as multipart/form-data, no base64
+ * inflation against the body limit) or base64 text (a shown image: JSON); either way it is
+ * the `query_image`, and the `query` text refines it. `negativeQuery`: text the hits
+ * should not look like (image scenes). `pageToken` asks for the page after the one whose
+ * answer carried it (same request otherwise). Returns `{hits, timings_ms, experiments,
+ * weakMatch, spelling, facets, nextPageToken, composition}`; fields a server does not send
+ * yet (`weak_match`, `spelling`, a hit's `relevance`) come back false/null.
  * Throws ApiError for non-2xx answers, unreadable bodies and network failures.
  */
 export async function search({
-  scene, query, image = null, topK = 10, filters = null, facets = null, pageToken = null,
-  userId = null, forced = {}, signal,
+  scene, query, image = null, negativeQuery = null, topK = 10, filters = null, facets = null,
+  pageToken = null, userId = null, forced = {}, signal,
 } = {}) {
   const debug = Object.keys(forced).length > 0 ? { experiments: forced } : undefined;
   let request;
-  if (image) {
+  if (image instanceof Blob) {
     const form = new FormData();
     form.append("scene", scene);
+    if (query) form.append("query", query);
+    if (negativeQuery) form.append("negative_query", negativeQuery);
     form.append("top_k", String(topK));
-    form.append("image", image, image.name || "image");
+    form.append("query_image", image, image.name || "image");
     if (userId) form.append("user_id", userId);
     if (filters) form.append("filters", JSON.stringify(filters));
     if (debug) form.append("debug", JSON.stringify(debug));
     request = { headers: { Accept: "application/json" }, body: form };
   } else {
     const body = { scene, query, top_k: topK, debug };
+    if (negativeQuery) body.negative_query = negativeQuery;
+    if (image) body.query_image = image;
     if (userId) body.user_id = userId;
     if (filters) body.filters = filters;
     if (facets) body.facets = facets;
@@ -155,6 +161,7 @@ export async function search({
     spelling: spellingOf(body.spelling),
     facets: facetsOf(body.facets),
     nextPageToken: typeof body.next_page_token === "string" ? body.next_page_token : null,
+    composition: body.composition && typeof body.composition === "object" ? body.composition : null,
   };
 }
 
@@ -167,13 +174,22 @@ export async function documents({ scene, ids, signal } = {}) {
   };
 }
 
-/** The bytes of an image the page shows (to search with it); ApiError image_unavailable. */
-export async function imageBytes(url, name, signal) {
+function base64Of(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] ?? "");
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
+}
+
+/** The bytes of an image the page shows, base64 (to search with it as `query_image`);
+ * ApiError image_unavailable when they cannot be fetched. */
+export async function imageBase64(url, signal) {
   try {
     const response = await fetch(url, { signal });
     if (!response.ok) throw new Error(String(response.status));
-    const blob = await response.blob();
-    return new File([blob], name || "image", { type: blob.type });
+    return await base64Of(await response.blob());
   } catch (cause) {
     if (cause?.name === "AbortError") throw cause;
     throw new ApiError({ code: "image_unavailable" });

@@ -31,6 +31,8 @@ const sceneSwitch = $("scene-switch");
 const imageDrop = $("image-drop");
 const imageFile = $("image-file");
 const filterLine = $("filter");
+const negativeInput = $("negative");
+const negativeRow = $("negative-row");
 const moreButton = $("more");
 const endNote = $("end-note");
 const filterControls = $("scene-filters");
@@ -143,6 +145,8 @@ function syncControls(next) {
   if (queryInput.value.trim() !== next.q) queryInput.value = next.q;
   filterLine.hidden = !next.tag;
   $("filter-label").textContent = next.tag ? `Only “${readableTag(next.tag)}”` : "";
+  negativeRow.hidden = next.tab !== "images";
+  if (negativeInput.value.trim() !== (next.not ?? "")) negativeInput.value = next.not ?? "";
   if (!next.like && !next.upload) clearQueryImage();
   const scene = customScene(next);
   renderFilterControls(filterControls, scene, next.filters ?? {});
@@ -154,7 +158,7 @@ function syncControls(next) {
 
 function sceneFor(next) {
   if (next.tab !== "images") return next.tab;
-  return next.like || next.upload ? "i2i" : "t2i";
+  return "t2i"; // by text, by an image, or both (the image as query_image)
 }
 
 function filtersFor(next) {
@@ -169,12 +173,12 @@ function askFor(count) {
 }
 
 function request(next, topK, signal, facets = null, pageToken = null) {
-  const byImage = Boolean(next.like || next.upload);
   return queryImageFor(next, signal).then((image) =>
     search({
       scene: sceneFor(next),
-      query: byImage ? "" : next.q,
+      query: next.q,
       image,
+      negativeQuery: next.tab === "images" ? next.not : null,
       topK,
       filters: filtersFor(next),
       facets,
@@ -279,8 +283,11 @@ function showFacets(counts) {
 }
 
 function subjectOf(next) {
-  if (next.upload) return "your image";
-  if (next.like) return "this image";
+  const text = next.q ? ` and “${next.q}”` : "";
+  const unlike = next.not ? `, but not “${next.not}”` : "";
+  if (next.upload) return `your image${text}${unlike}`;
+  if (next.like) return `this image${text}${unlike}`;
+  if (unlike) return `“${next.q}”${unlike}`;
   return `“${next.q}”`;
 }
 
@@ -374,13 +381,16 @@ function setBusy(busy) {
 function submitQuery(how) {
   clearTimeout(debounceTimer);
   const q = queryInput.value.trim();
-  if (!q) {
+  const image = state.tab === "images" ? { like: state.like, upload: state.upload } : {};
+  if (!q && !image.like && !image.upload) {
     statusLine.textContent = "Type a description to search.";
     queryInput.focus();
     return;
   }
   const filters = customScene(state) ? readFilterControls(filterControls, state.filters) : {};
-  navigate({ ...state, q, filters, like: null, upload: null, k: pageSize() }, how);
+  const not = state.tab === "images" ? negativeInput.value.trim() || null : null;
+  // An attached image stays: the text refines it.
+  navigate({ ...state, q, not, filters, like: null, upload: null, ...image, k: pageSize() }, how);
 }
 
 function searchSuggestion(suggestion) {
@@ -408,20 +418,28 @@ function openImage(hit, opener) {
   openViewer(hit, opener, { onTag: filterByTag, onLike: moreLikeThis });
 }
 
+/** Search by `hit`'s image, refined by the text in the box and the "but not" text. */
 function moreLikeThis(hit) {
   rememberImage(String(hit.id), hit.document);
-  queryInput.value = "";
-  navigate(
-    { tab: "images", q: "", tag: null, like: String(hit.id), upload: null, k: pageSize() },
-    "push",
-  );
+  clearTimeout(debounceTimer);
+  const q = queryInput.value.trim();
+  const not = negativeInput.value.trim() || null;
+  const like = String(hit.id);
+  navigate({ tab: "images", q, not, tag: null, like, upload: null, k: pageSize() }, "push");
+}
+
+/** Drop the attached image; the text alone searches (or nothing, without text). */
+function removeImage() {
+  navigate({ ...state, like: null, upload: null, k: pageSize() }, "push");
+  queryInput.focus();
 }
 
 function searchByImage(file) {
   if (!file) return;
   const id = keepUpload(file);
   queryInput.value = ""; // the image is the query now
-  navigate({ tab: "images", q: "", tag: null, like: null, upload: id, k: pageSize() }, "push");
+  const not = negativeInput.value.trim() || null;
+  navigate({ tab: "images", q: "", not, tag: null, like: null, upload: id, k: pageSize() }, "push");
 }
 
 queryInput.addEventListener("input", () => {
@@ -480,6 +498,8 @@ sceneSwitch.addEventListener("change", (event) => {
   const tab = event.target.value;
   navigate({ tab, q, tag: null, filters: {}, like: null, upload: null, k: pageSize() }, "push");
 });
+
+$("query-image-remove").addEventListener("click", removeImage);
 
 $("filter-clear").addEventListener("click", () => {
   navigate({ ...state, tag: null, k: pageSize() }, "push");

@@ -71,11 +71,13 @@ function describeMode(scene, match) {
 }
 
 /** Timings, the matching mode and the experiments that ran for one answer. */
-export function showDebug(scene, { timings_ms: timings, experiments }) {
+export function showDebug(scene, { timings_ms: timings, experiments, composition }) {
   timingsLine.textContent = TIMING_STAGES.map((s) => `${s} ${formatMs(timings?.[s])}`).join(" · ");
   timingsLine.hidden = false;
   ran.textContent = `Ran: ${LAYERS.map((l) => `${l} ${experiments?.[l] ?? "?"}`).join(" · ")}`;
-  modeLine.textContent = describeMode(scene, experiments?.match ?? "");
+  modeLine.textContent = typeof composition?.formula === "string"
+    ? `Mixed query (${composition.method}): ${composition.formula}`
+    : describeMode(scene, experiments?.match ?? "");
   modeLine.hidden = !modeLine.textContent;
 }
 

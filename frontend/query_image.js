@@ -1,6 +1,6 @@
 // The image a search is made with: an upload (kept in memory per history entry: bytes do
 // not fit in a URL) or a result's own image ("more like this", which a URL can name by id).
-import { documents, imageBytes } from "./api.js";
+import { documents, imageBase64 } from "./api.js";
 import { imageCaption, safeUrl } from "./render.js";
 
 const box = document.getElementById("query-image");
@@ -42,7 +42,8 @@ export function rememberImage(id, document) {
   if (document) liked.set(id, document);
 }
 
-/** The image `state` searches with (a File), shown as the query; null for a text search. */
+/** The image `state` searches with (an upload's File, or a result's image as base64), shown
+ * as the query; null for a text search. */
 export async function queryImageFor(state, signal) {
   if (state.upload) {
     const file = uploads.get(state.upload);
@@ -63,5 +64,5 @@ export async function queryImageFor(state, signal) {
   // the upload small and under the API's body limit, whatever the original weighs.
   const source = safeUrl(doc.thumbnail_url) ?? safeUrl(doc.url);
   if (!source) throw gone();
-  return imageBytes(source, doc.name, signal);
+  return imageBase64(source, signal);
 }

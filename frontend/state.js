@@ -1,7 +1,7 @@
 // The page's state as a URL: tab, query, result count, tag filter, a declared scene's filters
 // (f.<field>=value, repeated for any of several; f.<field>=min..max for a range), "more like
-// this" image and debug flag. Each search is a history entry, so Back and Forward walk through
-// searches and a copied link reopens the same search.
+// this" image (the query refines it), "but not" text and debug flag. Each search is a history
+// entry, so Back and Forward walk through searches and a copied link reopens the same search.
 
 export const TABS = ["qa", "images"]; // the demo's tabs; a declared scene's name is a tab too
 export const PAGE_SIZES = [10, 20, 50];
@@ -23,6 +23,7 @@ export function stateFromUrl(href) {
     k: Number.isInteger(k) && k >= 1 ? Math.min(k, deepest) : null,
     tag: params.get("tag") || null,
     like: tab === "images" ? params.get("like") || null : null,
+    not: tab === "images" ? (params.get("not") ?? "").slice(0, 1000) || null : null,
     filters: TABS.includes(tab) ? {} : filtersFrom(params),
     debug: params.get("debug") === "1",
   };
@@ -47,7 +48,8 @@ export function urlFor(state, href) {
   const params = url.searchParams;
   if (state.tab !== "qa") params.set("tab", state.tab);
   if (state.like) params.set("like", state.like);
-  else if (state.q) params.set("q", state.q);
+  if (state.q) params.set("q", state.q);
+  if (state.not) params.set("not", state.not);
   if (state.tag) params.set("tag", state.tag);
   for (const field of Object.keys(state.filters ?? {}).sort()) {
     for (const value of state.filters[field]) params.append(`f.${field}`, value);
@@ -60,5 +62,6 @@ export function urlFor(state, href) {
 /** The part of a state that decides what the server is asked (not how many are shown). */
 export function searchKey(state) {
   const filters = Object.entries(state.filters ?? {}).sort();
-  return JSON.stringify([state.tab, state.q, state.tag, state.like, state.upload ?? null, filters]);
+  const image = [state.like, state.upload ?? null];
+  return JSON.stringify([state.tab, state.q, state.not ?? null, state.tag, ...image, filters]);
 }
