@@ -81,6 +81,8 @@ from functions.search.summarize import QueryTerms, Terms, summarize
 
 logger = Logger(service="mmsearch-search")
 METRICS_NAMESPACE = "mmsearch"
+# A correction is applied when query and correction embed at least this close (cosine).
+SAME_MEANING = 0.5
 
 
 class SearchService:
@@ -138,9 +140,10 @@ class SearchService:
         suggestion = speller.suggest(query) if speller else None
         if suggestion is not None:
             corrected = self._search(request.model_copy(update={"query": suggestion}), page)
-            # The correction replaces only words the corpus never uses with ones it does:
-            # applied unless it turns a close match into a weak one.
-            applied = not corrected.weak_match or response.weak_match
+            # The correction replaces words the corpus never uses with ones it does, and a
+            # rare word spelt right is one of them: applied only when the encoder reads both
+            # as saying the same thing and the correction is no weak match; else suggested.
+            applied = not corrected.weak_match and self._same_meaning(query, suggestion)
             response = (corrected if applied else response).model_copy(
                 update={"spelling": Spelling(suggestion=suggestion, applied=applied)}
             )
@@ -148,6 +151,14 @@ class SearchService:
         if speller and speller.coverage(query) < MIN_COVERAGE:
             response.weak_match = True  # mostly words this corpus never uses
         return response
+
+    def _same_meaning(self, query: str, suggestion: str) -> bool:
+        """Whether the text encoder puts a query and its correction close together. On the
+        packaged MiniLM, typos and their corrections score 0.57-0.76 (`sientist`, `animel`,
+        `dentst`, `recieve a paymnet`), wrong corrections of rare words 0.10-0.46 (`moon
+        craters` -> `mood rates`, `stars` -> `stairs`, `quasar` -> `quasi`)."""
+        a, b = (self._embedder.embed_query(text) for text in (query, suggestion))
+        return float(np.dot(a, b)) >= SAME_MEANING
 
     def _speller(self, request: SearchRequest) -> Speller | None:
         """The scene's corpus vocabulary, for a text query (never an error: a store that

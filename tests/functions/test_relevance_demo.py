@@ -168,3 +168,12 @@ def test_words_of_another_language_are_not_corrected_into_english(demo: SearchSe
 
 def test_a_correctly_spelt_query_gets_no_suggestion(demo: SearchService) -> None:
     assert ask(demo, "scientist who studies stars").spelling is None
+
+
+def test_words_the_corpus_lacks_are_not_replaced_by_unrelated_ones(demo: SearchService) -> None:
+    # `moon craters` -> `mood rates`: two edits into corpus words, meaning something else.
+    # Offered as a suggestion, never answered in the query's place.
+    response = ask(demo, "moon craters")
+    assert response.spelling is not None and response.spelling.suggestion == "mood rates"
+    assert not response.spelling.applied
+    assert [h.id for h in response.hits] != [h.id for h in ask(demo, "mood rates").hits]
