@@ -16,10 +16,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from functions.core.errors import IndexOutdated, InvalidRequest
+from functions.core.errors import IndexOutdated, InvalidRequest, SchemaMismatch
 from functions.core.scenes import Scene
 from functions.core.stores.factory import image_collection
 from indexing.indexer import Indexer
+
+
+def migrate_hint(scene: Scene, problem: str) -> str:
+    """A schema mismatch's message with the command that resolves it without downtime."""
+    return (
+        f"scene {scene.name!r} changed its schema: {problem}. Run `mmsearch migrate --scene "
+        f"{scene.name}` to rebuild it into a new collection and switch to it while searches "
+        "go on (or re-index it in full), then write again"
+    )
 
 
 @dataclass(frozen=True)
@@ -143,11 +152,14 @@ class DocumentWriter:
                 )
             # Creates the first write's collection; refuses (409 schema_mismatch) one whose
             # filterable fields are not the scene's declared ones.
-            vectors.ensure_collection(
-                name,
-                dim,
-                scene.array_filter_fields,
-                scene.scalar_filter_fields,
-                scene.lexical_fields,
-            )
+            try:
+                vectors.ensure_collection(
+                    name,
+                    dim,
+                    scene.array_filter_fields,
+                    scene.scalar_filter_fields,
+                    scene.lexical_fields,
+                )
+            except SchemaMismatch as exc:
+                raise SchemaMismatch(migrate_hint(scene, exc.message)) from None
         return collections

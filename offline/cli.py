@@ -295,6 +295,66 @@ def delete(
         print(json.dumps(asdict(report)))
 
 
+@app.command()
+def migrate(
+    scene: Annotated[str, typer.Option(help="Scene whose declared schema changed.")],
+    batch_size: Annotated[int, typer.Option(min=1, help="Documents per write.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Last line: the report as JSON.")] = False,
+) -> None:
+    """Rebuild a scene's collection for its declared schema (a new filterable field, another
+    type) from the stored documents into a new collection, verify it, switch the alias to it
+    and drop the old one; searches answer from the old collection until the switch."""
+    from functions.core.errors import ServiceError
+    from functions.core.models.text_encoder import TextEncoder
+    from functions.core.scenes import get_scene
+    from functions.core.stores.aliases import open_aliases
+    from functions.core.stores.factory import (
+        collection_name,
+        open_document_store,
+        open_vector_store,
+    )
+    from indexing.migrate import MigrationError
+    from indexing.migrate import migrate as migrate_scene
+    from offline.local_mongo import LocalMongoError, local_stores
+    from offline.remote import running_server
+
+    if (url := running_server(Settings().home)) is not None:
+        raise _fail(f"mmsearch serve ({url}) holds this home: stop it to migrate", 2)
+    try:
+        declared = get_scene(scene)
+        with local_stores(_batch(Settings())) as settings:
+            documents = open_document_store(settings)
+            total = documents.count(declared.store)
+            encoder = TextEncoder.load(
+                settings.resolved_model_dir, threads=settings.encoder_threads, spin=False
+            )
+            with _progress() as progress:
+                task = progress.add_task(f"migrate {declared.name}", total=total)
+                report = migrate_scene(
+                    declared,
+                    collection_name(settings, declared),
+                    encoder=encoder,
+                    vectors=open_vector_store(settings),
+                    documents=documents,
+                    aliases=open_aliases(settings),
+                    batch_size=batch_size,
+                    progress=_on_batch(progress, task, total),
+                )
+    except MigrationError as exc:
+        raise _fail(str(exc)) from None
+    except ServiceError as exc:
+        raise _fail(str(exc), 2 if exc.status < 500 else 1) from None
+    except LocalMongoError as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"migrated {report.documents} documents of {report.scene} from {report.previous} to "
+        f"{report.collection} in {report.seconds:.1f} s ({report.copied} vectors copied, "
+        f"{report.embedded} embedded); {report.alias} now names {report.collection}"
+    )
+    if as_json:
+        print(json.dumps(asdict(report)))
+
+
 @contextlib.contextmanager
 def _delta_errors() -> Iterator[None]:
     """Refusals as exit 2 (fix the input), unreachable stores or servers as exit 1."""

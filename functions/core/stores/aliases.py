@@ -10,6 +10,7 @@ atomic switch. pymilvus is imported only when a client is opened (no torch here,
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +37,10 @@ class AliasConflict(Exception):
 class CollectionAliases(Protocol):
     """Where a Milvus deployment keeps its aliases."""
 
+    # Whether an alias may share its name with a real collection (and win): then a switch
+    # that replaces such a collection points first and drops after, with no gap for readers.
+    shadows_collections: bool
+
     def target(self, alias: str) -> str | None:
         """The collection `alias` points at; None when it is no alias."""
 
@@ -51,6 +56,8 @@ class CollectionAliases(Protocol):
 
 class NativeAliases:
     """Milvus server / Zilliz Cloud aliases through pymilvus."""
+
+    shadows_collections = False
 
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -81,6 +88,8 @@ class NativeAliases:
 
 class LiteAliases:
     """Aliases of a Milvus Lite file, kept in the `LITE_ALIASES` collection."""
+
+    shadows_collections = True  # readers resolve a name through `LITE_ALIASES` first
 
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -136,23 +145,37 @@ class AliasSwitch:
 
 
 def switch_alias(
-    aliases: CollectionAliases, alias: str, collection: str, *, replace_collection: bool
+    aliases: CollectionAliases,
+    alias: str,
+    collection: str,
+    *,
+    replace_collection: bool,
+    settle_s: float = 0.0,
 ) -> AliasSwitch:
-    """Point `alias` at `collection`; then drop what it pointed at before (never before the
-    switch, so readers always have a whole index). Re-running a done switch changes nothing."""
+    """Point `alias` at `collection`; then, `settle_s` later (readers that cache a name's
+    target let it expire), drop what it pointed at before: never before the switch, so
+    readers always have a whole index. Re-running a done switch changes nothing."""
     previous = aliases.target(alias)
-    replaced = False
-    if previous is None and aliases.has_collection(alias):
-        if not replace_collection:
-            raise AliasConflict(
-                f"{alias!r} is a collection, not an alias (written by `mmsearch index`?); "
-                'start the run with "replace_collection": true to drop it and put an alias'
-                " of that name in its place (searches fail for the moment in between)"
-            )
-        aliases.drop_collection(alias)
-        replaced = True
+    replaced = previous is None and aliases.has_collection(alias)
+    if replaced and not replace_collection:
+        raise AliasConflict(
+            f"{alias!r} is a collection, not an alias (written by `mmsearch index`?); "
+            'start the run with "replace_collection": true to drop it and put an alias'
+            " of that name in its place (searches fail for the moment in between)"
+        )
+    if replaced and not aliases.shadows_collections:
+        aliases.drop_collection(alias)  # a server refuses an alias named like a collection
     if previous != collection:
         aliases.point(alias, collection)
-    if previous is not None and previous != collection and aliases.has_collection(previous):
-        aliases.drop_collection(previous)
+    # What readers may still resolve to: the previous target, and on Lite the shadowed
+    # collection of the alias's own name (dropped by that name, which the keeper does not
+    # resolve).
+    stale = [n for n in (previous, alias if replaced else None) if n and n != collection]
+    if not aliases.shadows_collections:
+        stale = [n for n in stale if n != alias]
+    if stale and settle_s > 0:
+        time.sleep(settle_s)
+    for name in stale:
+        if aliases.has_collection(name):
+            aliases.drop_collection(name)
     return AliasSwitch(previous if previous != collection else None, replaced)

@@ -613,7 +613,8 @@ class MilvusVectorStore:
             shown = ", ".join(f"{n} ({k})" for n, k in sorted(wrong.items()))
             raise SchemaMismatch(
                 f"collection {collection!r} cannot hold the scene's filterable fields {shown}: "
-                "it was built for another schema; re-index the scene to rebuild it"
+                "it was built for another schema; `mmsearch migrate --scene <scene>` rebuilds "
+                "it while searches go on (or re-index the scene in full)"
             )
 
     def filter_schema(self, collection: str) -> dict[str, str]:
