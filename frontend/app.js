@@ -4,13 +4,13 @@
 // that is appended from memory. A declared scene's tab pages with the API's next_page_token,
 // as deep as the scene allows. Hits already shown stay in place.
 import { search } from "./api.js";
+import { clearAnswer, showAnswer, showTagFacets } from "./answer.js";
 import {
-  enableDebug, forcedExperiments, hideDebugAnswer, renderLayers, showDebug,
+  enableDebug, forcedExperiments, renderLayers, showDebug,
 } from "./debug.js";
 import { showError, showNotice } from "./messages.js";
 import { clearQueryImage, keepUpload, queryImageFor, rememberImage } from "./query_image.js";
-import { readableTag, renderHit, renderImageHit } from "./render.js";
-import { renderDocumentHit } from "./render_document.js";
+import { readableTag } from "./render.js";
 import {
   apiFilters, readFilterControls, renderActiveFilters, renderFacetGroups, renderFilterControls,
 } from "./scene_filters.js";
@@ -34,7 +34,6 @@ const filterLine = $("filter");
 const negativeInput = $("negative");
 const negativeRow = $("negative-row");
 const moreButton = $("more");
-const endNote = $("end-note");
 const filterControls = $("scene-filters");
 const activeFilters = $("active-filters");
 
@@ -211,7 +210,7 @@ async function runSearch(next) {
     const found = await request(next, askFor(count), controller.signal, facets);
     if (controller.signal.aborted) return;
     clearAnswer();
-    showFacets(facetField ? found.facets[facetField] ?? [] : []);
+    showTagFacets(facetField ? found.facets[facetField] ?? [] : [], filterByTag);
     const complete = found.hits.length < askFor(count) || askFor(count) >= MAX_RESULTS;
     current = { key: searchKey(next), hits: found.hits, complete, shown: 0, next };
     // The API sends relevance 0 where a mode has no calibration yet; a calibrated answer has
@@ -265,32 +264,6 @@ async function nextPage(answer) {
   answer.complete = !found.nextPageToken;
 }
 
-/** The tags of the matched candidates with their counts, each a button that filters by it. */
-function showFacets(counts) {
-  const list = $("facets-list");
-  list.replaceChildren(
-    ...counts.slice(0, 12).map(({ value, count }) => {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "facet";
-      button.dataset.tag = String(value);
-      button.textContent = `${readableTag(String(value))} ${count}`;
-      button.addEventListener("click", () => filterByTag(String(value)));
-      return button;
-    }),
-  );
-  $("facets").hidden = counts.length === 0;
-}
-
-function subjectOf(next) {
-  const text = next.q ? ` and “${next.q}”` : "";
-  const unlike = next.not ? `, but not “${next.not}”` : "";
-  if (next.upload) return `your image${text}${unlike}`;
-  if (next.like) return `this image${text}${unlike}`;
-  if (unlike) return `“${next.q}”${unlike}`;
-  return `“${next.q}”`;
-}
-
 /** Show `count` hits, first fetching the first 100 when more are wanted than are here. */
 async function reveal(count) {
   const answer = current;
@@ -322,53 +295,10 @@ async function reveal(count) {
   }
 }
 
-/** Show the first `count` hits of the current answer, appending (or trimming) in place. */
 function showCount(count) {
-  const hits = current.hits;
-  const target = Math.max(0, Math.min(count, hits.length));
-  while (results.children.length > target) results.lastElementChild.remove();
-  const scene = current.scene;
-  const render = scene
-    ? (hit, options) => renderDocumentHit(hit, scene, options)
-    : current.next.tab === "qa" ? renderHit : renderImageHit;
-  const handlers = {
-    debug: DEBUG,
-    calibrated: current.calibrated,
-    onTag: filterByTag,
-    onOpen: openImage,
-    onLike: moreLikeThis,
-    onFilter: filterBy,
-  };
-  results.append(...hits.slice(results.children.length, target).map((h) => render(h, handlers)));
-  current.shown = target;
-  moreButton.hidden = target >= hits.length && current.complete;
-  const ceiling = scene ? scene.maxResults : MAX_RESULTS;
-  const capped = hits.length >= ceiling || (scene && current.complete && hits.length > 0
-    && hits.length + current.paging.size > ceiling);
-  endNote.hidden = !(capped && target >= hits.length);
-  endNote.textContent = `These are the top ${hits.length}. Refine the search to see others.`;
-  const subject = subjectOf(current.next);
-  const plural = (n) => `${n} ${n === 1 ? "result" : "results"}`;
-  if (hits.length === 0) {
-    statusLine.textContent = `No results for ${subject}. Try describing it differently.`;
-  } else if (!current.complete) {
-    statusLine.textContent = `Top ${target} for ${subject}`; // the count comes with the first 100
-  } else {
-    const total = capped ? `${hits.length}+ results` : plural(hits.length);
-    const showing = target < hits.length ? ` · showing ${target}` : "";
-    statusLine.textContent = `${total} for ${subject}${showing}`;
-  }
-}
-
-function clearAnswer() {
-  results.replaceChildren();
-  errorBox.hidden = true;
-  errorBox.replaceChildren();
-  notice.hidden = true;
-  hideDebugAnswer();
-  moreButton.hidden = true;
-  endNote.hidden = true;
-  $("facets").hidden = true;
+  showAnswer(current, count, {
+    debug: DEBUG, onTag: filterByTag, onOpen: openImage, onLike: moreLikeThis, onFilter: filterBy,
+  });
 }
 
 function setBusy(busy) {
