@@ -18,6 +18,8 @@ CONTROLS = [
     "input[name=scene]",
     ".example",
     "#image-file",
+    "#negative",
+    "#query-image-remove",
     "#facets button",
     "#filter-clear",
     "#active-filters button",
@@ -85,6 +87,14 @@ def test_demo_tabs_fit_the_window_and_every_control_is_reachable(
     search(page, "an animal")
     assert page.locator(".image-hit").count() == 10
     check_layout(page, f"{width}-images")
+    page.fill("#negative", "a penguin")
+    page.locator(".more-like").first.click()  # the attached-image chip and "But not"
+    page.wait_for_function(
+        "() => document.querySelector('#status').textContent.includes('but not')"
+    )
+    wait_idle(page)
+    assert page.locator("#query-image-remove").is_visible()
+    check_layout(page, f"{width}-images-mixed")
     page.locator(".image-open").first.click()
     page.wait_for_function("() => document.querySelector('#viewer-image').naturalWidth > 0")
     # A modal view: the page under it is inert, its own controls are what must be reachable.
