@@ -58,6 +58,7 @@ class ImageIndexer(Indexer):
             "name": document.file.stem,
             "caption": document.caption,
             "captions": document.captions,
+            **captions_by_language(document.captions),
             "tags": document.tags,
             "sha256": hashlib.sha256(data).hexdigest(),
         }
@@ -89,10 +90,25 @@ class ImageIndexer(Indexer):
                     "height": stored.height,
                 }
             )
-            fields = scene.filter_values(body)
-            caption_records.append(VectorRecord(str(body["id"]), captions[row], fields, texts[row]))
-            image_records.append(VectorRecord(str(body["id"]), pixels[row], fields, texts[row]))
+            fields, own = scene.filter_values(body), scene.bm25_texts(body)
+            caption_records.append(
+                VectorRecord(str(body["id"]), captions[row], fields, texts[row], own)
+            )
+            image_records.append(
+                VectorRecord(str(body["id"]), pixels[row], fields, texts[row], own)
+            )
         return {collection: caption_records, image_collection(collection): image_records}, final
+
+
+def captions_by_language(captions: dict[str, str]) -> dict[str, str]:
+    """The Chinese (zh_CN, zh_TW...) and Japanese captions as the image scenes' BM25 fields
+    `caption_zh` and `caption_ja`, each analysed by its language (functions/core/scenes.yaml)."""
+    chinese = dict.fromkeys(v.strip() for k, v in captions.items() if k.startswith("zh"))
+    japanese = dict.fromkeys(v.strip() for k, v in captions.items() if k.startswith("ja"))
+    return {
+        "caption_zh": " ".join(filter(None, chinese)),
+        "caption_ja": " ".join(filter(None, japanese)),
+    }
 
 
 def caption_text(body: dict[str, object]) -> str:

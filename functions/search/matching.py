@@ -52,7 +52,12 @@ def match(
             )
             for name in sparse_fields
         ]
-        return lists[0] if len(lists) == 1 else reciprocal_rank_fusion(lists, params.rrf_k)
+        found = [hits for hits in lists if hits]
+        if len(found) > 1:
+            return reciprocal_rank_fusion(found, params.rrf_k)
+        # One field matched (an English query on a scene with CJK fields): its BM25 scores as
+        # they are, so calibrated relevance reads them as before.
+        return found[0] if found else []
 
     if params.kind == "dense":
         return dense()

@@ -7,6 +7,7 @@ reciprocal rank, and the negative text's caption list pushes down the hits it ra
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -19,7 +20,7 @@ from functions.core.http.schemas import Composition, QueryPart, QueryWeights, Se
 from functions.core.models.normalize import normalize_text
 from functions.core.pipeline_config import MatchParams
 from functions.core.scenes import Scene
-from functions.core.stores.vector_store import FilterSpec, Match, VectorStore
+from functions.core.stores.vector_store import SPARSE_FIELD, FilterSpec, Match, VectorStore
 from functions.search.clients import QueryEmbedder
 from functions.search.matching import match, weighted_rank_fusion
 
@@ -193,9 +194,11 @@ def match_mixed(
     filters: FilterSpec,
     limit: int,
     output_fields: list[str],
+    sparse_fields: Sequence[str] = (SPARSE_FIELD,),
 ) -> list[Match]:
     """Candidates for a mixed query, best first: one dense match of the summed vector, or the
-    weighted reciprocal rank fusion of each part's list (the negative one subtracting)."""
+    weighted reciprocal rank fusion of each part's list (the negative one subtracting); BM25
+    scores each analysed text of `sparse_fields`, as a plain query does."""
     limit = max(limit, params.candidates)
 
     def pixels(vector: np.ndarray) -> list[Match]:
@@ -226,6 +229,7 @@ def match_mixed(
             filters=filters,
             limit=limit,
             output_fields=output_fields,
+            sparse_fields=sparse_fields,
         )
 
     parts = embedded.query.parts()

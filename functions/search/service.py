@@ -218,6 +218,7 @@ class SearchService:
                 filters=page.filters,
                 limit=limit,
                 output_fields=output_fields,
+                sparse_fields=[f.sparse for f in scene.searched_lexical_fields],
             )
         t_match = perf_counter()
         ranked = rank(matches, ranking, window + 1, lambda i: self._stored_vectors(collection, i))

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from functions.core.scenes import QA, SCENES_FILE_ENV, T2I, SceneConfigError, get_scene
+from functions.core.scenes import QA, SCENES_FILE_ENV, SceneConfigError, get_scene
 from functions.core.scenes import parse_scenes as parse
 from functions.core.settings import Settings
 from functions.core.stores.analyzers import ANALYZERS, LexicalField, main_lexical
@@ -73,11 +73,10 @@ def test_a_field_name_cannot_take_the_name_of_a_fields_own_text() -> None:
         parse(ZOO_YAML.replace("body: text\n", "body: text\n      text__body: text\n"))
 
 
-def test_english_only_scenes_keep_the_one_text_and_todays_analyzer() -> None:
-    for scene in (QA, T2I):
-        assert scene.lexical_fields == (main_lexical(),)
-        assert scene.lexical_fields[0].analyzer == ANALYZER
-        assert scene.bm25_texts({"question": "q", "caption": "c"}) == {}
+def test_an_english_only_scene_keeps_the_one_text_and_todays_analyzer() -> None:
+    assert QA.lexical_fields == (main_lexical(),)
+    assert QA.lexical_fields[0].analyzer == ANALYZER
+    assert QA.bm25_texts({"question": "q", "answer": "a"}) == {}
 
 
 def test_a_field_in_another_language_gets_a_text_of_its_own() -> None:
@@ -282,3 +281,38 @@ def test_a_query_is_scored_against_each_field_with_its_own_analyzer(search: Call
 @pytest.mark.parametrize("match", ["hybrid", "weighted"])
 def test_hybrid_matching_scores_the_chinese_field_too(search: Call, match: str) -> None:
     assert ask(search, "大熊猫", match)["hits"][0]["id"] == "panda"
+
+
+def test_a_query_only_one_field_matches_keeps_its_bm25_scores(search: Call) -> None:
+    # Only the English title matches: its raw BM25 score, not a fused rank (at most 1/61),
+    # so relevance calibrated on BM25 scores still reads it.
+    english = ask(search, "giraffe")["hits"][0]
+    assert english["id"] == "giraffe" and english["score"] > 0.1
+    both = ask(search, "熊猫 dogs")["hits"][0]
+    assert both["score"] <= 1 / 61 + 1e-9  # two fields matched: fused by reciprocal rank
+
+
+def test_hybrid_still_scores_english_when_a_cjk_text_is_empty_everywhere(
+    lite: MilvusVectorStore,
+) -> None:
+    # Images without Chinese captions: Milvus has no BM25 statistics for that text (NaN), which
+    # must not drop the English BM25 list from the fusion.
+    name = f"an_empty_{uuid.uuid4().hex[:6]}"
+    lexical = parse(ZOO_YAML)["zoo"].lexical_fields
+    lite.ensure_collection(name, 2, [], lexical=lexical)
+    titles = ["red apple", "green pear", "yellow banana", "purple plum"]
+    lite.upsert(
+        name,
+        [
+            VectorRecord(str(i), [1.0, 0.1 * (3 - i)], {}, t, {"text__body": ""})
+            for i, t in enumerate(titles)
+        ],
+    )
+    lite.build_index(name)
+    sparse = [f.sparse for f in lexical]
+    assert lite.search_text(name, "banana", 4, {}, sparse_field="sparse__body") == []
+    fused = lite.search_hybrid(
+        name, np.array([1.0, 0.3]), "banana", 4, {}, candidates=4, sparse_fields=sparse
+    )
+    assert fused[0].id == "2"  # dense alone ranks it third; BM25 on the title lifts it
+    lite.drop(name)

@@ -572,9 +572,10 @@ class MilvusVectorStore:
                 output_fields=list(output_fields),
             )
         except _NoBM25Statistics:
-            # No text to score (an empty collection, or every text empty): the fusion of the
-            # dense list with an empty one, as Milvus would rank it.
-            hits = self.search(
+            # A text with nothing to score (an empty collection, or one analysed text empty in
+            # every document, e.g. images without Chinese captions): each list apart, each
+            # such text an empty list, fused as Milvus would rank them.
+            dense_hits = self.search(
                 collection,
                 vector,
                 candidates,
@@ -583,10 +584,18 @@ class MilvusVectorStore:
                 ef=ef,
                 output_fields=output_fields,
             )
-            return [
-                Match(h.id, 1.0 / (rrf_k + rank), h.fields)
-                for rank, h in enumerate(hits[:limit], start=1)
+            lexical_hits = [
+                self.search_text(
+                    collection,
+                    text,
+                    candidates,
+                    filters,
+                    output_fields=output_fields,
+                    sparse_field=n,
+                )
+                for n in sparse_fields
             ]
+            return _rrf([dense_hits, *lexical_hits], rrf_k)[:limit]
         except IndexNotReady:
             if self.has_collection(collection) and self._row_count(collection) == 0:
                 return []
@@ -710,6 +719,18 @@ def _matches(hits: Any) -> list[Match]:
         )
         for hit in hits
     ]
+
+
+def _rrf(lists: Sequence[Sequence[Match]], k: int) -> list[Match]:
+    """Reciprocal rank fusion as Milvus' RRFRanker scores it: sum of 1 / (k + rank)."""
+    scores: dict[str, float] = {}
+    first: dict[str, Match] = {}
+    for hits in lists:
+        for rank, hit in enumerate(hits, start=1):
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (k + rank)
+            first.setdefault(hit.id, hit)
+    ordered = sorted(scores, key=lambda i: -scores[i])
+    return [Match(i, scores[i], first[i].fields) for i in ordered]
 
 
 def _sparse_fields(names: Any) -> list[str]:

@@ -1,0 +1,66 @@
+"""Issue 18: the Tux Paint stamps' Chinese and Japanese captions are BM25 fields of their own
+(caption_zh with the Chinese analyzer, caption_ja with the Japanese one), so a Chinese or
+Japanese query finds the stamp through the API; English captions keep today's analyzer."""
+
+from __future__ import annotations
+
+import pytest
+
+from functions.core.scenes import I2I, T2I
+from functions.core.settings import Settings
+from indexing.image_indexer import captions_by_language
+from tests.functions.test_api import Call, front_door, search_routes
+from tests.functions.test_image_search import COINS
+
+
+@pytest.fixture
+def search(qa_and_images_once: Settings, door: str) -> Call:
+    return front_door(door, search_routes(qa_and_images_once))
+
+
+def ask(search: Call, query: str, match: str = "caption_bm25") -> list[str]:
+    request = {"scene": "t2i", "query": query, "debug": {"experiments": {"match": match}}}
+    status, body, _ = search("POST", "/v1/search", request)
+    assert status == 200, body
+    return [hit["id"] for hit in body["hits"]]
+
+
+def test_the_image_scenes_analyse_each_caption_language_apart() -> None:
+    for scene in (T2I, I2I):
+        assert [(f.text, f.language) for f in scene.lexical_fields] == [
+            ("text", "english"),
+            ("text__caption_zh", "chinese"),
+            ("text__caption_ja", "japanese"),
+        ]
+
+
+def test_captions_by_language_joins_both_chinese_scripts() -> None:
+    captions = {"zh_CN": "美元一分硬币。", "zh_TW": "美國的一分錢", "ja": "アメリカの１セント"}
+    assert captions_by_language(captions) == {
+        "caption_zh": "美元一分硬币。 美國的一分錢",
+        "caption_ja": "アメリカの１セント",
+    }
+    assert captions_by_language({}) == {"caption_zh": "", "caption_ja": ""}
+
+
+def test_a_chinese_query_finds_the_coins_by_bm25(search: Call) -> None:
+    hits = ask(search, "硬币")
+    coins = [h for h in hits if h.startswith(f"tux:{COINS}/")]
+    assert len(coins) == 6 and hits[:6] == coins  # every coin, and only coins, first
+
+
+def test_a_japanese_query_finds_the_nickel_first(search: Call) -> None:
+    assert ask(search, "ニッケル")[0] == f"tux:{COINS}/005nickel"
+    assert ask(search, "ダイム")[0] == f"tux:{COINS}/010dime"
+
+
+def test_english_captions_keep_stemming_beside_them(search: Call) -> None:
+    assert ask(search, "pennies")[0] == f"tux:{COINS}/001penny"
+
+
+def test_hybrid_matching_puts_coins_first_for_the_chinese_query(search: Call) -> None:
+    # The English encoder's dense list means nothing for Chinese: the fused order among the
+    # coins is its noise, but the Chinese BM25 list puts coins ahead of everything else.
+    hits = ask(search, "一分硬币", "caption_hybrid")
+    assert hits[0].startswith(f"tux:{COINS}/")
+    assert f"tux:{COINS}/001penny" in hits[:6]
