@@ -21,18 +21,26 @@ _jieba: Any = None
 
 
 def _segmenter() -> Any:
+    """jieba's tokenizer, loaded once; None where jieba is not installed (a bundle built
+    without it: CJK fields then have no highlights, and the log says why)."""
     global _jieba
     with _lock:
         if _jieba is None:
             import logging
 
-            import jieba
-
+            try:
+                import jieba
+            except ImportError:
+                logging.getLogger(__name__).warning(
+                    "jieba is not installed: Chinese and Japanese fields get no highlights"
+                )
+                _jieba = False
+                return None
             jieba.setLogLevel(logging.WARNING)
             tokenizer = jieba.Tokenizer()
             tokenizer.initialize()
             _jieba = tokenizer
-        return _jieba
+        return _jieba or None
 
 
 def warm() -> None:
@@ -43,7 +51,10 @@ def warm() -> None:
 def terms(text: str, language: str) -> list[Term]:
     """The terms of `text` under the jieba-based analyzer of `language` (chinese, japanese,
     standard), each with its [start, end)."""
-    found = [(w, a, b) for w, a, b in _segmenter().tokenize(text, mode="search", HMM=True)]
+    segmenter = _segmenter()
+    if segmenter is None:
+        return []
+    found = [(w, a, b) for w, a, b in segmenter.tokenize(text, mode="search", HMM=True)]
     if language == "chinese":
         # Milvus' `cnalphanumonly`: only Han characters and ASCII letters and digits; no
         # lower-casing.

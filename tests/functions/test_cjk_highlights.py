@@ -4,6 +4,9 @@ points (an emoji is one, not two UTF-16 units)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from functions.core.pipeline_config import SummaryParams
 from functions.core.scenes import parse_scenes
 from functions.search.segmentation import marks, terms
@@ -116,3 +119,17 @@ def test_summarize_marks_each_field_with_its_own_analyzer() -> None:
         "mixed": ["Tokyo", "🗼"],
     }
     assert cut is not None and marked(cut.text, cut.highlights) == ["首都"]
+
+
+def test_without_jieba_cjk_fields_have_no_highlights_and_the_log_says_why() -> None:
+    # A bundle built without jieba: the search still answers, unhighlighted (fresh process).
+    code = (
+        "import sys; sys.modules['jieba'] = None\n"
+        "from functions.search.segmentation import marks\n"
+        "print(marks('大象是一种动物', frozenset({'大象'}), 'chinese'))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert run.stdout.strip() == "[]"
+    assert "jieba is not installed" in run.stderr
