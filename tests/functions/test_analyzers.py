@@ -316,3 +316,12 @@ def test_hybrid_still_scores_english_when_a_cjk_text_is_empty_everywhere(
     )
     assert fused[0].id == "2"  # dense alone ranks it third; BM25 on the title lifts it
     lite.drop(name)
+
+
+def test_milvus_lite_does_not_run_an_analyzer_on_request(lite: MilvusVectorStore) -> None:
+    # pymilvus 2.5 has run_analyzer, but Milvus Lite 2.5.1 answers UNIMPLEMENTED: highlights
+    # segment with the PyPI jieba instead (functions/search/segmentation.py). If this starts
+    # passing through, highlights could ask Milvus for the exact tokens.
+    client = lite._connect()
+    with pytest.raises(Exception, match="UNIMPLEMENTED"):
+        client.run_analyzer("大象", analyzer_params={"type": "chinese"}, timeout=5)
