@@ -68,13 +68,16 @@ class BenchContext:
     home: Path
     model_dir: Path
     mongo: LocalMongoServer
+    milvus_uri: str | None = None  # None: Milvus Lite in the home
 
     def env(self, **extra: str) -> dict[str, str]:
+        milvus = {"MMSEARCH_MILVUS_URI": self.milvus_uri} if self.milvus_uri else {}
         return {
             **os.environ,
             "MMSEARCH_HOME": str(self.home),
             "MMSEARCH_MODEL_DIR": str(self.model_dir),
             "MMSEARCH_MONGO_URI": self.mongo.uri,
+            **milvus,
             **extra,
         }
 
@@ -289,23 +292,44 @@ def _scale_row(serving_result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def scale_cache(context: BenchContext, corpus_file: Path, size: int) -> Path:
+    """Where the `size` collection is built and kept across runs: its own Milvus Lite file and
+    MongoDB-wire data, under a key that changes with anything the build depends on."""
+    from functions.core.models.manifest import ModelManifest
+    from offline.bench.scale import cache_key
+
+    model_sha = ModelManifest.read(context.model_dir).files.get("model.onnx", "")
+    return context.work_dir / "scale-cache" / f"{size}-{cache_key(corpus_file, size, model_sha)}"
+
+
 def _measure_scale(
     context: BenchContext, plan: BenchPlan, corpus_file: Path, size: int, queries_file: Path
 ) -> dict[str, Any]:
+    from offline.bench.scale import SYNTHETIC
+
     prefix = f"scale{size}_"
-    args = [sys.executable, "-m", "offline.bench.scale", "--home", str(context.home)]
-    args += ["--mongo-uri", context.mongo.uri, "--corpus", str(corpus_file)]
-    args += ["--size", str(size), "--prefix", prefix]
-    built = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3600)
-    if built.returncode != 0:
-        raise RuntimeError(f"building the {size} collection failed: {built.stderr[-1500:]}")
-    build_s = json.loads(built.stdout.strip().splitlines()[-1])["build_s"]
-    result = measure_serving(context, plan, queries_file, prefix=prefix)
-    milvus_mb = sum(f.stat().st_size for f in (context.home / "milvus").glob("*")) / 2**20
+    cache = scale_cache(context, corpus_file, size)
+    milvus = cache / "milvus" / "milvus.db"
+    milvus.parent.mkdir(parents=True, exist_ok=True)
+    with LocalMongoServer(cache / "mongo") as mongo:
+        args = [sys.executable, "-m", "offline.bench.scale", "--home", str(context.home)]
+        args += ["--mongo-uri", mongo.uri, "--milvus-uri", str(milvus)]
+        args += ["--corpus", str(corpus_file), "--size", str(size), "--prefix", prefix]
+        args += ["--marker", str(cache / "complete.json")]
+        built = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        if built.returncode != 0:
+            raise RuntimeError(f"building the {size} collection failed: {built.stderr[-1500:]}")
+        build = json.loads(built.stdout.strip().splitlines()[-1])
+        scaled = BenchContext(context.work_dir, context.home, context.model_dir, mongo, str(milvus))
+        result = measure_serving(scaled, plan, queries_file, prefix=prefix)
+    milvus_mb = sum(f.stat().st_size for f in milvus.parent.rglob("*") if f.is_file()) / 2**20
     return {
         "docs": size,
         "synthetic": True,
-        "build_s": build_s,
+        "texts": SYNTHETIC,
+        "build_s": build["build_s"],
+        "cached": build["cached"],
+        "cache": cache.name,
         "milvus_disk_mb": round(milvus_mb, 1),
         **_scale_row(result),
     }

@@ -7,16 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-from pymongo import MongoClient
-
-from functions.core.settings import Settings
-from functions.core.stores.factory import open_vector_store
 from offline.bench.load import percentile
 from offline.bench.report import lookup, markdown
-from offline.bench.scale import build_replicated
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_KEYS = {
@@ -121,22 +114,3 @@ def test_quick_bench_prints_every_required_key_as_its_last_line(
     assert last["docs"] == 300 and last["search_ms"]["p50"] > 0 and last["qps"]["errors"] == 0
     assert last["qps"]["qps"] > 0 and last["index_report"]["vectors"] == 300
     assert (tmp_path / "results" / "quick.md").read_text().startswith("Run ")
-
-
-def test_replicated_corpus_holds_every_copy_once_in_both_stores(settings: Settings) -> None:
-    documents = [
-        {"id": f"d{i}", "question": f"question {i}", "answer": "a", "category": ["c"]}
-        for i in range(7)
-    ]
-    base = np.eye(7, 384, dtype=np.float32)
-    vectors = open_vector_store(settings)
-    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_uri.get_secret_value())
-    database = client[settings.mongo_database]
-    collection = f"{settings.collection_prefix}replicated"
-    build_replicated(vectors, database, collection, documents, base, 2_503)
-    expected = {f"d{i % 7}#{i // 7}" for i in range(2_503)}
-    assert vectors.count(collection) == 2_503
-    assert not vectors.missing_ids(collection, sorted(expected))
-    assert {d["_id"] for d in database[collection].find({}, {"_id": 1})} == expected
-    hits = vectors.search(collection, base[3], 5, {})
-    assert all(h.id.startswith("d3#") for h in hits)
