@@ -5,6 +5,7 @@ each analyzer does with Chinese and Japanese text is measured here, on Milvus Li
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from pydantic import SecretStr
 from functions.core.scenes import QA, SCENES_FILE_ENV, SceneConfigError, get_scene
 from functions.core.scenes import parse_scenes as parse
 from functions.core.settings import Settings
-from functions.core.stores.analyzers import ANALYZERS, LexicalField, main_lexical
+from functions.core.stores.analyzers import ANALYZERS, LexicalField, main_lexical, same_analyzer
 from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from functions.core.stores.vector_store import ANALYZER, MilvusVectorStore, VectorRecord
 from indexing.indexer import Indexer
@@ -98,6 +99,13 @@ def test_a_scene_language_applies_to_every_field_it_does_not_name() -> None:
         ("text", "chinese"),
         ("text__title", "english"),
     ]
+
+
+def test_stored_analyzers_compare_as_json_and_absent_ones_count_as_english() -> None:
+    assert same_analyzer(json.dumps(ANALYZERS["chinese"]), ANALYZERS["chinese"])
+    assert not same_analyzer(json.dumps(ANALYZER), ANALYZERS["chinese"])
+    # A description that leaves analyzer_params out: a collection from before languages.
+    assert same_analyzer(None, ANALYZER) and not same_analyzer(None, ANALYZERS["japanese"])
 
 
 # What each analyzer does, measured on Milvus Lite: which query terms find which sample.

@@ -103,10 +103,11 @@ def is_lexical_field(name: str) -> bool:
 
 
 def same_analyzer(stored: object, wanted: dict[str, Any]) -> bool:
-    """Whether Milvus' stored `analyzer_params` (JSON text, or absent: the default analyzer
-    of a collection written before languages) equal `wanted`."""
+    """Whether Milvus' stored `analyzer_params` (JSON text) equal `wanted`. Absent (a server
+    whose description leaves them out) counts as English, the one analyzer every collection
+    had before languages, so such a collection is not rebuilt on every run."""
     if stored is None or stored == "":
-        return False
+        return wanted == ENGLISH
     try:
         value = json.loads(stored) if isinstance(stored, str) else stored
     except ValueError:
