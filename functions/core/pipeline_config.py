@@ -57,6 +57,13 @@ class MatchParams(_Strict):
         description="Weighted fusion: per-query min-max, or theoretical min (cosine -1, BM25 0) "
         "to the observed max (Bruch et al. 2023).",
     )
+    cjk_queries: Literal["lexical", "as_configured"] = Field(
+        "lexical",
+        description="A Chinese or Japanese query on a dense experiment over text, in a scene "
+        "with lexical fields analysed for those languages: lexical matches BM25 over them "
+        "(BM25 only when the query is all Chinese/Japanese, else hybrid), since the packaged "
+        "encoder reads English; as_configured: the experiment as it is (a multilingual encoder).",
+    )
     model: str | None = Field(
         None,
         pattern=MODEL_NAME_PATTERN,

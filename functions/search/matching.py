@@ -8,11 +8,35 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from functions.core.models.normalize import unspaced_share
 from functions.core.pipeline_config import MatchParams
 from functions.core.stores.vector_store import SPARSE_FIELD, FilterSpec, Match, VectorStore
 
 # The dense and the BM25 search of a hybrid query run side by side (both wait on Milvus).
 _POOL = ThreadPoolExecutor(4, thread_name_prefix="match")
+
+
+# Analyzers that segment Chinese and Japanese (functions/core/stores/analyzers.py).
+CJK_ANALYZERS = frozenset({"chinese", "japanese", "standard"})
+
+
+def for_query_script(params: MatchParams, query: str, languages: Sequence[str]) -> MatchParams:
+    """The match experiment for this query's script. The packaged encoder reads English: a
+    Chinese or Japanese query it embeds lands among unrelated texts, so on a dense experiment
+    over text, in a scene whose lexical fields segment those languages, such a query matches
+    by BM25 (hybrid when it also has other words). Experiments already lexical, image-space
+    experiments and `cjk_queries: as_configured` (a multilingual encoder) are left as they are."""
+    if (
+        params.cjk_queries != "lexical"
+        or params.kind != "dense"
+        or params.space != "text"
+        or not CJK_ANALYZERS.intersection(languages)
+    ):
+        return params
+    share = unspaced_share(query)
+    if share == 0.0:
+        return params
+    return params.model_copy(update={"kind": "bm25" if share == 1.0 else "hybrid"})
 
 
 def match(

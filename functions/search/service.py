@@ -64,7 +64,7 @@ from functions.search.config_source import (
 from functions.search.default_pipeline import default_scene_config
 from functions.search.facets import count_facets, facet_fields
 from functions.search.limits import SearchLimits
-from functions.search.matching import match_in_space
+from functions.search.matching import for_query_script, match_in_space
 from functions.search.mixed_query import (
     EmbeddedQuery,
     ImageSpaceProbe,
@@ -186,6 +186,11 @@ class SearchService:
         matching = scene_config.match.experiments[chosen["match"]].params
         ranking = scene_config.rank.experiments[chosen["rank"]].params
         summary = scene_config.summary.experiments[chosen["summary"]].params
+        routed = False  # a Chinese/Japanese query matched lexically: scores not calibrated
+        if not request.query_image and not request.negative_query:
+            languages = [f.language for f in scene.searched_lexical_fields]
+            served, matching = matching, for_query_script(matching, request.query, languages)
+            routed = matching is not served
         window = page.offset + request.top_k  # hits up to the end of this page
         prepared = self._prepare(request, scene, qp, matching)
         query, mixed = prepared.text, prepared.mixed
@@ -231,7 +236,10 @@ class SearchService:
         # Relevance is calibrated on the match layer's raw score (rank may rescale it).
         # Mixed scores are not calibrated: relevance 0, and no weak-match verdict.
         raw = {m.id: m.score for m in matches}
-        mode = mode_of(matching) if mixed is None else "mixed"
+        # Calibrated on English queries: scores of mixed or routed queries are not (relevance 0,
+        # no weak-match verdict).
+        calibrated = mixed is None and not routed
+        mode = mode_of(matching) if calibrated else "mixed"
         for hit in hits:
             hit.relevance = self._relevance.relevance(scene.name, mode, raw.get(hit.id, hit.score))
         t_summary = perf_counter()
@@ -248,8 +256,7 @@ class SearchService:
             timings_ms=timings,
             experiments=chosen,
             degraded=degraded,
-            weak_match=mixed is None
-            and self._relevance.weak(scene.name, [h.relevance for h in hits]),
+            weak_match=calibrated and self._relevance.weak(scene.name, [h.relevance for h in hits]),
             next_page_token=(
                 next_token(page.request, scene, page.filters, page.offset) if more else None
             ),

@@ -17,6 +17,7 @@ from typing import Any
 
 from symspellpy import SymSpell, Verbosity
 
+from functions.core.models.normalize import UNSPACED
 from functions.core.stores.document_store import DocumentStore
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -31,6 +32,13 @@ MIN_COVERAGE = 0.5
 MIN_VOCABULARY = 5_000
 
 
+def spaced_words(text: str) -> list[str]:
+    """The words of `text` that spaces delimit. A run of Chinese or Japanese is no word (a
+    segmenter finds those), so it is neither counted, corrected, nor judged unknown: a
+    Chinese query was a weak match whenever it was not exactly a stored headword."""
+    return [w for w in _WORD.findall(text) if not UNSPACED.search(w)]
+
+
 def vocabulary_store(store: str) -> str:
     """The document-store collection holding a corpus's vocabulary."""
     return f"{store}__vocabulary"
@@ -40,7 +48,7 @@ def count_terms(texts: Iterable[str]) -> Counter[str]:
     """Lower-cased alphabetic words and how often each occurs."""
     counts: Counter[str] = Counter()
     for text in texts:
-        counts.update(w.casefold() for w in _WORD.findall(text))
+        counts.update(w.casefold() for w in spaced_words(text))
     return counts
 
 
@@ -65,7 +73,7 @@ class Speller:
     def coverage(self, query: str) -> float:
         """The share of the query's words that occur in the corpus (1.0 for no words, or
         for a corpus too small to judge by)."""
-        words = [w.casefold() for w in _WORD.findall(query)]
+        words = [w.casefold() for w in spaced_words(query)]
         if len(self._known) < MIN_VOCABULARY:
             return 1.0
         return sum(w in self._known for w in words) / len(words) if words else 1.0
@@ -78,7 +86,7 @@ class Speller:
             nonlocal changed
             word = match.group()
             lower = word.casefold()
-            if len(lower) < MIN_WORD or lower in self._known:
+            if len(lower) < MIN_WORD or lower in self._known or UNSPACED.search(word):
                 return word
             # One edit for words under 7 letters, two above: "perro" is not "person".
             allowed = 1 if len(lower) < 7 else 2

@@ -64,3 +64,53 @@ def test_hybrid_matching_puts_coins_first_for_the_chinese_query(search: Call) ->
     hits = ask(search, "一分硬币", "caption_hybrid")
     assert hits[0].startswith(f"tux:{COINS}/")
     assert f"tux:{COINS}/001penny" in hits[:6]
+
+
+def served(search: Call, query: str) -> tuple[list[str], dict]:
+    """The served default (no forced experiment), as the page asks."""
+    status, body, _ = search("POST", "/v1/search", {"scene": "t2i", "query": query})
+    assert status == 200, body
+    return [hit["id"] for hit in body["hits"]], body
+
+
+def test_the_served_default_answers_chinese_and_japanese_queries(search: Call) -> None:
+    # t2i serves dense captions through the English encoder, which cannot read these: a
+    # query in Chinese or Japanese script matches the captions of its language by BM25.
+    hits, body = served(search, "硬币")
+    assert hits[:6] == [h for h in hits if h.startswith(f"tux:{COINS}/")][:6]
+    assert not body["weak_match"]
+    assert served(search, "ニッケル")[0][0] == f"tux:{COINS}/005nickel"
+    # A mixed query keeps the encoder's side too (hybrid); English stays dense as served.
+    assert served(search, "penny 硬币")[0][0].startswith(f"tux:{COINS}/")
+    assert served(search, "a copper coin")[0] == ask(search, "a copper coin", "caption")
+
+
+def test_script_routing_leaves_other_experiments_and_multilingual_setups_alone() -> None:
+    from functions.core.pipeline_config import MatchParams
+    from functions.search.matching import for_query_script
+
+    dense = MatchParams(kind="dense", space="text")
+    cjk = ["english", "chinese"]
+    assert for_query_script(dense, "硬币", cjk).kind == "bm25"
+    assert for_query_script(dense, "the 硬币", cjk).kind == "hybrid"
+    assert for_query_script(dense, "coins", cjk) is dense
+    assert for_query_script(dense, "硬币", ["english"]) is dense  # nothing analyses it
+    for params in (
+        MatchParams(kind="hybrid", space="text"),
+        MatchParams(kind="dense", space="image"),
+        MatchParams(kind="dense", space="text", cjk_queries="as_configured"),
+    ):
+        assert for_query_script(params, "硬币", cjk) is params
+
+
+def test_chinese_and_japanese_runs_are_no_words_to_the_speller() -> None:
+    from functions.search.spelling import MIN_VOCABULARY, Speller, count_terms, spaced_words
+
+    assert spaced_words("大象 elephant 長い鼻 trunk") == ["elephant", "trunk"]
+    vocabulary = count_terms(["elephant trunk 大象"] + [f"word{i:05d}" for i in range(5000)])
+    assert "大象" not in vocabulary
+    speller = Speller({**vocabulary, **{f"filler{i}": 1 for i in range(MIN_VOCABULARY)}})
+    # Before: a Chinese phrase was one unknown "word", so coverage 0 and a weak match.
+    assert speller.coverage("长鼻子的动物") == 1.0
+    assert speller.coverage("大象 trunk") == 1.0
+    assert speller.suggest("大象象 elephnt") == "大象象 elephant"

@@ -8,6 +8,17 @@ import unicodedata
 from functions.core.errors import InvalidRequest
 
 _WHITESPACE = re.compile(r"\s+")
+# Scripts written without spaces between words: Han (Chinese, Japanese kanji) and kana. Their
+# words come from a segmenter (BM25's jieba analyzer), not from splitting on spaces.
+UNSPACED = re.compile(
+    "[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]"
+)
+
+
+def unspaced_share(text: str) -> float:
+    """The share of `text`'s letters written in an unspaced script (0.0 for no letters)."""
+    letters = [c for c in text if c.isalpha()]
+    return sum(bool(UNSPACED.match(c)) for c in letters) / len(letters) if letters else 0.0
 
 
 def normalize_text(text: str, max_chars: int) -> str:
