@@ -50,11 +50,11 @@ from infra.config import DeployConfig
 from infra.indexing import LAMBDA_MAP_CONCURRENCY
 from tests.infra.test_indexing_state_machine import BUCKET, REGION, definition, synthesize
 
-# The bench suite's: ~10 minutes at 100,000 documents on 2 shared cores, more than a unit
+# The bench suite's: 6.5 minutes at 100,000 documents on 2 shared cores, more than a unit
 # run should take. `MMSEARCH_SCALE_DOCS=100000 pytest tests/infra/test_indexing_at_scale.py`.
 pytestmark = pytest.mark.skipif(
     "MMSEARCH_SCALE_DOCS" not in os.environ,
-    reason="bench suite: set MMSEARCH_SCALE_DOCS=100000 (about 10 minutes on 2 cores)",
+    reason="bench suite: set MMSEARCH_SCALE_DOCS=100000 (about 7 minutes on 2 cores)",
 )
 DOCS = int(os.environ.get("MMSEARCH_SCALE_DOCS", "100000"))
 SHARD_DOCS = 2_000  # DeployConfig.shard_docs' default
