@@ -247,7 +247,8 @@ class Indexer:
     ) -> PreparedBatch:
         """Embed the documents of `batch` whose stored fingerprint differs (new or changed)."""
         bodies = [self._body(d) for d in batch]
-        prints = [fingerprint(b, self._identity()) for b in bodies]
+        identity = self._identity() + scene.vector_recipe
+        prints = [fingerprint(b, identity) for b in bodies]
         todo = [i for i, d in enumerate(batch) if stored.get(d.id) != prints[i]]
         if not todo:
             return PreparedBatch({}, [], [])

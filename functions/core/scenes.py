@@ -101,6 +101,21 @@ class Scene(_Strict):
     returned: tuple[str, ...] = ()  # () : every declared field
     max_results: int = Field(DEFAULT_MAX_RESULTS, ge=1, le=MAX_RESULTS_CEILING)
 
+    @property
+    def vector_recipe(self) -> str:
+        """What a document's vectors and their stored fields are made of, besides its content
+        and the model: the embedded text, the analysed texts, the filter values. Part of every
+        fingerprint, so a changed embed template re-embeds (it was taken for unchanged)."""
+        recipe = {
+            "embed_fields": self.embed_fields,
+            "embed_template": self.embed_template,
+            "bm25_fields": self.bm25_fields,
+            "language": self.language,
+            "analyzers": dict(sorted(self.analyzers.items())),
+            "filterable": self.filterable,
+        }
+        return json.dumps(recipe, sort_keys=True)
+
     @model_validator(mode="before")
     @classmethod
     def _short_field_types(cls, data: Any) -> Any:

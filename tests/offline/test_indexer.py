@@ -53,6 +53,20 @@ def test_a_changed_document_is_reembedded_and_updated(
     assert _counts(settings) == (30, 30)
 
 
+def test_a_changed_embed_template_re_embeds_every_document(
+    settings: Settings, indexer: Indexer, qa_docs: list[QADocument]
+) -> None:
+    # Same documents, same model, another text embedded: every vector is stale. The
+    # fingerprint once covered only content and model, so this run kept the old vectors.
+    collection = collection_name(settings, QA)
+    indexer.run(QA, collection, qa_docs)
+    questions_only = QA.model_copy(update={"embed_fields": (), "embed_template": "{question}"})
+    report = indexer.run(questions_only, collection, qa_docs)
+    assert (report.embedded, report.skipped_unchanged) == (30, 0)
+    assert indexer.run(questions_only, collection, qa_docs).embedded == 0
+    assert _counts(settings) == (30, 30)
+
+
 def test_a_run_interrupted_midway_is_completed_by_rerunning(
     settings: Settings, indexer: Indexer, qa_docs: list[QADocument]
 ) -> None:
