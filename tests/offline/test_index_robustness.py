@@ -135,7 +135,8 @@ def _milvus_ids(milvus: Any) -> list[str]:
 def _expected_prints(corpus: Path, model_dir: Path) -> dict[str, str]:
     model_sha = ModelManifest.read(model_dir).files["model.onnx"]
     docs = read_corpus(corpus).documents
-    return {d.id: fingerprint(d.model_dump(), model_sha) for d in docs}
+    # Fingerprints cover the scene's vector recipe too (indexing/indexer.py).
+    return {d.id: fingerprint(d.model_dump(), model_sha + QA.vector_recipe) for d in docs}
 
 
 def _kill_midway(env: dict[str, str], args: list[str], *, servers_too: bool) -> tuple[int, int]:
