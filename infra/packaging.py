@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -52,8 +52,9 @@ BUNDLES: tuple[BundleName, ...] = ("preprocess", "search", "summary", "composed"
 _HTTP = ("pydantic", "aws-lambda-powertools", "python-multipart", "pyyaml")
 _ENCODING = ("onnxruntime", "tokenizers", "numpy", "pillow", *_HTTP)
 # Split search invokes preprocess and summary: no encoder (onnxruntime, tokenizers: 90 MB).
+# jieba: highlights of Chinese/Japanese fields, segmented as Milvus' jieba analyzer does.
 _SEARCH = (
-    *("numpy", *_HTTP, "snowballstemmer", "symspellpy"),
+    *("numpy", *_HTTP, "snowballstemmer", "symspellpy", "jieba"),
     *("pymilvus", "pymongo"),
 )
 _EVERYTHING = tuple(dict.fromkeys(_ENCODING + _SEARCH))
@@ -93,8 +94,13 @@ SOURCES: dict[BundleName, tuple[str, ...]] = {
     "indexing": ("functions", "indexing"),
 }
 
-# Test suites shipped inside wheels: never imported at run time, tens of MB.
+# Pure-Python packages on PyPI as source only, wheeled here for Lambda (`pure_wheels`).
+PURE_SDISTS = ("jieba",)
+# Test suites shipped inside wheels: never imported at run time, tens of MB. And jieba's
+# part-of-speech tagger, keyword extraction and paddle model (34 MB): segmentation uses the
+# tokenizer, its dictionary and the HMM for unknown words (finalseg) only.
 _TEST_FOLDERS = ("pandas/tests", "numpy/*/tests", "numpy/tests", "pymilvus/tests")
+_TEST_FOLDERS += ("jieba/posseg", "jieba/analyse", "jieba/lac_small")
 _JUNK = ("__pycache__", "*.pyc", "*.pyo")
 _EXTRA_MARKER = re.compile(r"\bextra\s*==")
 
@@ -175,16 +181,36 @@ def installed_dependencies(
     staging = build_root / "deps" / f".{key}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    resolved = _resolve(reqs, staging, lock)
+    links = ("--find-links", str(pure_wheels(reqs, pins, build_root)))
+    resolved = _resolve(reqs, staging, lock, links)
     check_pinned(resolved, pins)
     wanted = [f"{d}=={v}" for d, v in resolved.items()]
-    _pip("install", "--no-deps", "--target", str(staging), *wanted)
+    _pip("install", "--no-deps", "--target", str(staging), *links, *wanted)
     _strip(staging)
     (staging / "requirements.lock").write_text("\n".join(sorted(wanted)) + "\n")
     (staging / ".complete").write_text("")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return target
+
+
+def pure_wheels(reqs: Iterable[str], pins: Mapping[str, str], build_root: Path) -> Path:
+    """A folder of wheels built here for the pure-Python packages PyPI has only as source
+    (jieba): a Lambda install takes binaries only (`--only-binary=:all:`, as installing for
+    another platform requires), and a pure-Python wheel is the same on every platform."""
+    folder = build_root / "wheels"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in PURE_SDISTS:
+        if name not in {_canonical(_distribution(r)) for r in reqs}:
+            continue
+        version = pins[name]
+        if not list(folder.glob(f"{name}-{version}-py3-none-any.whl")):
+            command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet"]
+            command += ["--disable-pip-version-check", "-w", str(folder), f"{name}=={version}"]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"pip wheel {name} failed:\n{done.stderr[-4000:]}")
+    return folder
 
 
 def dependency_key(reqs: Iterable[str], pins: Mapping[str, str]) -> str:
@@ -209,7 +235,9 @@ def check_pinned(resolved: Mapping[str, str], pins: Mapping[str, str]) -> None:
         raise RuntimeError(f"resolved versions differ from requirements.lock: {drift}")
 
 
-def _resolve(reqs: list[str], scratch: Path, lock: Path = LOCK) -> dict[str, str]:
+def _resolve(
+    reqs: list[str], scratch: Path, lock: Path = LOCK, links: Sequence[str] = ()
+) -> dict[str, str]:
     """{canonical name: version} of everything `reqs` need on Lambda's platform at the lock's
     versions (its pins as constraints), minus `EXCLUDED` and whatever only they depend on
     (pip reads the wheels' metadata only)."""
@@ -222,6 +250,7 @@ def _resolve(reqs: list[str], scratch: Path, lock: Path = LOCK) -> dict[str, str
         str(report),
         "--constraint",
         str(lock),
+        *links,
         *reqs,
     )
     items = json.loads(report.read_text())["install"]

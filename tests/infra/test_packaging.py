@@ -70,8 +70,11 @@ EXPECTED_SOURCES: dict[BundleName, set[str]] = {
 # What each bundle must import on Python 3.12 from the bundle alone (boto3 comes with Lambda).
 IMPORTS: dict[BundleName, list[str]] = {
     "preprocess": ["functions.preprocess.service", "functions.core.http.lambda_adapter"],
-    "search": ["functions.search.service", "functions.search.clients", "pymilvus", "pymongo"],
-    "composed": ["functions.composed.app", "functions.composed.asgi_lambda", "pymilvus"],
+    "search": [
+        *("functions.search.service", "functions.search.clients", "pymilvus", "pymongo"),
+        *("jieba", "jieba.finalseg"),  # CJK highlights (the rest of jieba is stripped)
+    ],
+    "composed": ["functions.composed.app", "functions.composed.asgi_lambda", "pymilvus", "jieba"],
     "summary": ["functions.summary.service", "functions.core.stores.connection", "pymongo"],
     "indexing": [
         *("indexing.indexer", "indexing.image_indexer", "indexing.batch.handler", "pymilvus"),
@@ -190,6 +193,18 @@ def test_each_bundle_imports_its_code_on_python_3_12_from_the_bundle_alone(
             + f"{sorted(NEVER_BUNDLED)!r}))",
         )
         assert out.strip() == "[]", name
+
+
+def test_search_bundle_segments_chinese_as_the_index_does(
+    lambda_bundles: dict[BundleName, Path],
+) -> None:
+    # jieba ships stripped of its tagger and models: what highlights use must still work.
+    out = run_in_bundle(
+        lambda_bundles["search"],
+        "from functions.search.segmentation import terms\n"
+        "print([t[0] for t in terms('大象是一种有长鼻子的大型动物', 'chinese')])",
+    )
+    assert "大象" in out and "鼻子" in out, out
 
 
 def test_preprocess_bundle_answers_an_embed_event_on_python_3_12(
