@@ -24,10 +24,11 @@ from constructs import Construct
 
 from infra.config import DeployConfig, function_name
 from infra.functions import HANDLERS, CodeSource, service_function
+from infra.indexing import MEDIA as MEDIA_PREFIX
 from infra.nag import acknowledge
 from infra.network import FunctionNetwork
 from infra.scenes import scenes_environment
-from infra.storage import StorageStack, bucket_arn, nag_bucket_arn
+from infra.storage import StorageStack, bucket_arn, bucket_name, nag_bucket_arn
 
 # A Lambda event is at most 6 MB and binary bodies arrive base64-encoded (4/3 larger):
 # 4.4 MB raw is the largest body that still fits, so the functions refuse above it.
@@ -239,12 +240,29 @@ class ApiStack(Stack):
         writer = self._function(
             "documents",
             code,
-            environment | secrets.environment("milvus", "mongo"),
+            environment
+            | secrets.environment("milvus", "mongo")
+            | {"MMSEARCH_MEDIA_BUCKET": bucket_name(self.config, "media")},
             handler=HANDLERS["documents"],
             bundle="indexing",
         )
         self._read_models(writer)
         secrets.grant_read(writer, "milvus", "mongo")
+        # Images written by id are published as indexing publishes them (indexing/media.py).
+        writer.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[f"{bucket_arn(self.config, 'media')}/{MEDIA_PREFIX}*"],
+            )
+        )
+        acknowledge(
+            writer.lambda_,
+            {
+                f"AwsSolutions-IAM5[Resource::{nag_bucket_arn(self.config, 'media')}/"
+                f"{MEDIA_PREFIX}*]": "Write-only: images written by id and their thumbnails,"
+                " named by their sha256 (known only at run time), under media/.",
+            },
+        )
         return writer
 
     def _read_models(self, function: lambda_.Alias) -> None:

@@ -657,8 +657,13 @@ def test_writes_are_off_by_default_and_when_on_take_iam_signed_callers_only(spli
     variables = writer["Environment"]["Variables"]
     assert "MMSEARCH_MODEL_S3_URI" in variables
     assert sum(v.startswith("MMSEARCH_") and v.endswith("_SECRET") for v in variables) == 2
-    actions = actions_of(policy_statements(template, writer["Role"]["Fn::GetAtt"][0]))
-    assert {"s3:GetObject", "secretsmanager:GetSecretValue"} <= actions
+    statements = policy_statements(template, writer["Role"]["Fn::GetAtt"][0])
+    actions = actions_of(statements)
+    assert {"s3:GetObject", "secretsmanager:GetSecretValue", "s3:PutObject"} <= actions
+    # Images written by id are published to the media bucket, under media/ only.
+    assert "MMSEARCH_MEDIA_BUCKET" in variables
+    puts = [s for s in statements if "s3:PutObject" in json.dumps(s["Action"])]
+    assert puts and all('/media/*' in json.dumps(s["Resource"]) for s in puts), puts
     search = functions["functions.search.handler.handler"]["Environment"]["Variables"]
     # Readers keep their one store; search alone also reads the debug token.
     assert {v for v in search if v.endswith("_SECRET")} == {
