@@ -3,13 +3,14 @@ weighted rank fusion of a mixed query's lists."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from functions.core.models.normalize import unspaced_share
 from functions.core.pipeline_config import MatchParams
+from functions.core.stores.fusion import fused_order, reciprocal_rank_fusion
 from functions.core.stores.vector_store import SPARSE_FIELD, FilterSpec, Match, VectorStore
 
 # The dense and the BM25 search of a hybrid query run side by side (both wait on Milvus).
@@ -160,29 +161,6 @@ def match_in_space(
     return reciprocal_rank_fusion([in_text(), image_future.result()], params.rrf_k)
 
 
-def reciprocal_rank_fusion(lists: Sequence[Sequence[Match]], k: int = 60) -> list[Match]:
-    """score(d) = sum over lists of 1 / (k + rank of d), ranks from 1 (Cormack et al. 2009)."""
-    return weighted_rank_fusion(lists, [1.0] * len(lists), k)
-
-
-def weighted_rank_fusion(
-    lists: Sequence[Sequence[Match]], weights: Sequence[float], k: int = 60
-) -> list[Match]:
-    """score(d) = sum over lists of weight / (k + rank of d); a list with a negative weight
-    only pushes down documents the positive lists found, it never adds any."""
-    scores: dict[str, float] = {}
-    first: dict[str, Match] = {}
-    for hits, weight in sorted(zip(lists, weights, strict=True), key=lambda p: p[1] < 0):
-        for rank, hit in enumerate(hits, start=1):
-            if weight < 0 and hit.id not in scores:
-                continue
-            scores[hit.id] = scores.get(hit.id, 0.0) + weight / (k + rank)
-            first.setdefault(hit.id, hit)
-            if hit.fields and not first[hit.id].fields:
-                first[hit.id] = hit
-    return _fused(scores, first)
-
-
 def weighted_fusion(
     dense: Sequence[Match],
     lexical: Sequence[Match],
@@ -203,7 +181,7 @@ def weighted_fusion(
         for hit, value in zip(hits, scaled, strict=True):
             scores[hit.id] = scores.get(hit.id, 0.0) + weight * value
             first.setdefault(hit.id, hit)
-    return _fused(scores, first)
+    return fused_order(scores, first)
 
 
 def theoretical_min_max(values: Sequence[float], floor: float) -> list[float]:
@@ -224,8 +202,3 @@ def min_max(values: Sequence[float]) -> list[float]:
     if high - low < 1e-12:
         return [1.0] * len(values)
     return [(v - low) / (high - low) for v in values]
-
-
-def _fused(scores: Mapping[str, float], first: Mapping[str, Match]) -> list[Match]:
-    ordered = sorted(scores, key=lambda i: (-scores[i], i))
-    return [Match(id=i, score=scores[i], fields=first[i].fields) for i in ordered]

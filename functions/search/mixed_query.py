@@ -20,9 +20,10 @@ from functions.core.http.schemas import Composition, QueryPart, QueryWeights, Se
 from functions.core.models.normalize import normalize_text
 from functions.core.pipeline_config import MatchParams
 from functions.core.scenes import Scene
+from functions.core.stores.fusion import weighted_rank_fusion
 from functions.core.stores.vector_store import SPARSE_FIELD, FilterSpec, Match, VectorStore
 from functions.search.clients import QueryEmbedder
-from functions.search.matching import match, weighted_rank_fusion
+from functions.search.matching import match
 
 Part = Literal["text", "image", "negative"]
 PROBE_TEXT = "a photo"

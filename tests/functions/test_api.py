@@ -320,8 +320,8 @@ def test_milvus_side_rrf_ranks_like_our_fusion_of_the_two_searches(
 ) -> None:
     from functions.core.scenes import QA
     from functions.core.stores.factory import collection_name, open_vector_store
+    from functions.core.stores.fusion import reciprocal_rank_fusion
     from functions.preprocess.service import build_preprocessor
-    from functions.search.matching import reciprocal_rank_fusion
 
     store = open_vector_store(indexed_qa)
     collection = collection_name(indexed_qa, QA)

@@ -19,10 +19,11 @@ from functions.core.pipeline_config import (
     SummaryParams,
     parse_config,
 )
+from functions.core.stores.fusion import reciprocal_rank_fusion
 from functions.core.stores.vector_store import VECTOR_FIELD, Match
 from functions.search.bucketing import assign, bucket
 from functions.search.config_source import DEFAULT_CONFIG, FileConfig
-from functions.search.matching import reciprocal_rank_fusion, weighted_fusion
+from functions.search.matching import weighted_fusion
 from functions.search.ranking import mmr, rank
 from functions.search.summarize import highlights, query_terms, snippet, summarize, truncate
 

@@ -35,6 +35,7 @@ from functions.core.stores.analyzers import (
 from functions.core.stores.analyzers import SPARSE_FIELD as SPARSE_FIELD
 from functions.core.stores.analyzers import TEXT_FIELD as TEXT_FIELD
 from functions.core.stores.filters import Filters, keyword_filters, quote
+from functions.core.stores.fusion import reciprocal_rank_fusion
 from functions.core.stores.retries import RetryPolicy
 
 VECTOR_FIELD = "vector"
@@ -595,7 +596,7 @@ class MilvusVectorStore:
                 )
                 for n in sparse_fields
             ]
-            return _rrf([dense_hits, *lexical_hits], rrf_k)[:limit]
+            return reciprocal_rank_fusion([dense_hits, *lexical_hits], rrf_k)[:limit]
         except IndexNotReady:
             if self.has_collection(collection) and self._row_count(collection) == 0:
                 return []
@@ -719,18 +720,6 @@ def _matches(hits: Any) -> list[Match]:
         )
         for hit in hits
     ]
-
-
-def _rrf(lists: Sequence[Sequence[Match]], k: int) -> list[Match]:
-    """Reciprocal rank fusion as Milvus' RRFRanker scores it: sum of 1 / (k + rank)."""
-    scores: dict[str, float] = {}
-    first: dict[str, Match] = {}
-    for hits in lists:
-        for rank, hit in enumerate(hits, start=1):
-            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (k + rank)
-            first.setdefault(hit.id, hit)
-    ordered = sorted(scores, key=lambda i: -scores[i])
-    return [Match(i, scores[i], first[i].fields) for i in ordered]
 
 
 def _sparse_fields(names: Any) -> list[str]:
