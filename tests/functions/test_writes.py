@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from functions.core.limits import MAX_DELETE_IDS, MAX_UPSERT_DOCUMENTS
 from functions.core.models.text_encoder import TextEncoder
 from functions.core.scenes import QA, SCENES_FILE_ENV
 from functions.core.settings import Settings
 from functions.core.stores.factory import collection_name, open_document_store, open_vector_store
 from functions.documents import service as writes
-from functions.core.limits import MAX_DELETE_IDS, MAX_UPSERT_DOCUMENTS
 from functions.summary import service as summary
 from offline.local_mongo import free_port
 from tests.conftest import FIXTURES

@@ -663,7 +663,7 @@ def test_writes_are_off_by_default_and_when_on_take_iam_signed_callers_only(spli
     # Images written by id are published to the media bucket, under media/ only.
     assert "MMSEARCH_MEDIA_BUCKET" in variables
     puts = [s for s in statements if "s3:PutObject" in json.dumps(s["Action"])]
-    assert puts and all('/media/*' in json.dumps(s["Resource"]) for s in puts), puts
+    assert puts and all("/media/*" in json.dumps(s["Resource"]) for s in puts), puts
     search = functions["functions.search.handler.handler"]["Environment"]["Variables"]
     # Readers keep their one store; search alone also reads the debug token.
     assert {v for v in search if v.endswith("_SECRET")} == {
