@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from functions.core.models.text_encoder import TextEncoder
 from functions.core.scenes import QA
+from indexing.encoding import load_batch_encoder
+from indexing.indexer import BATCH_DOCS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,16 +33,39 @@ def _cpu_s(who: int) -> float:
 
 
 def encoder_docs_per_s(
-    documents: list[dict[str, Any]], model_dir: Path, *, batch_size: int = 32, threads: int = 0
+    documents: list[dict[str, Any]],
+    model_dir: Path,
+    *,
+    batch_size: int = 32,
+    threads: int = 0,
+    chunk: int = BATCH_DOCS,
 ) -> tuple[float, float]:
-    """Docs/s of the encoder alone over the documents' embedding texts (as the indexer embeds
-    them: `threads` 0 lets onnxruntime pick, as `mmsearch index` does), and the CPU seconds."""
-    encoder = TextEncoder.load(model_dir, threads=threads, spin=False)
+    """Docs/s of the encoder alone over the documents' embedding texts, embedded as the
+    indexer embeds them: the encoder `mmsearch index` loads on a CPU (`threads` 0 lets
+    onnxruntime pick, no spinning), `chunk` documents per `embed` call (the indexer's write
+    batch, length-sorted inside), `batch_size` texts per inference; and the CPU seconds."""
+    encoder = load_batch_encoder(model_dir, "cpu", threads=threads)
     texts = [QA.embedding_text(d) for d in documents]
     encoder.embed(texts[:64], batch_size=batch_size)  # warm-up: first runs allocate
     started, cpu = time.perf_counter(), _cpu_s(resource.RUSAGE_SELF)
-    encoder.embed(texts, batch_size=batch_size)
+    for offset in range(0, len(texts), chunk):
+        encoder.embed(texts[offset : offset + chunk], batch_size=batch_size)
     return len(texts) / (time.perf_counter() - started), _cpu_s(resource.RUSAGE_SELF) - cpu
+
+
+def encoder_alone(
+    corpus_file: Path, model_dir: Path, env: dict[str, str], *, batch_size: int, threads: int,
+    chunk: int = BATCH_DOCS,
+) -> dict[str, Any]:  # fmt: skip
+    """`encoder_docs_per_s` in a fresh process (as `mmsearch index` runs in one, with no
+    other model loaded beside it): {"docs_per_s", "cpu_s", "docs"}."""
+    args = [sys.executable, "-m", "offline.bench.index_throughput", "--encoder-only"]
+    args += ["--corpus", str(corpus_file), "--model", str(model_dir)]
+    args += ["--batch-size", str(batch_size), "--threads", str(threads), "--chunk", str(chunk)]
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        raise RuntimeError(f"encoder alone failed: {result.stderr[-1500:]}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 def index_report(corpus_file: Path, work_dir: Path, model_dir: Path, *extra: str) -> Any:
@@ -102,15 +126,38 @@ def measure_index_throughput(
 
 
 def main() -> None:
-    """Measure on `--docs` WordNet glosses (the bench corpus) and print one JSON line."""
+    """Measure on `--docs` WordNet glosses (the bench corpus) and print one JSON line; with
+    `--encoder-only`, the encoder alone on `--corpus` (the runner's child process)."""
     from offline.bench.corpus import bench_corpus
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--work", type=Path)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--encoder-only", action="store_true")
+    parser.add_argument("--corpus", type=Path, help="--encoder-only: JSON lines documents.")
+    parser.add_argument("--batch-size", type=int, default=32, help="Texts per inference.")
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads; 0: auto.")
+    parser.add_argument("--chunk", type=int, default=BATCH_DOCS, help="Texts per embed call.")
     parser.add_argument("index_args", nargs="*", help="Extra `mmsearch index` options.")
     args = parser.parse_args()
+    if args.encoder_only:
+        if args.corpus is None:
+            parser.error("--encoder-only needs --corpus")
+        lines = args.corpus.read_text(encoding="utf-8").splitlines()
+        documents = [json.loads(line) for line in lines if line.strip()]
+        rate, cpu = encoder_docs_per_s(
+            documents, args.model, batch_size=args.batch_size, threads=args.threads,
+            chunk=args.chunk,
+        )  # fmt: skip
+        print(
+            json.dumps(
+                {"docs_per_s": round(rate, 1), "cpu_s": round(cpu, 1), "docs": len(documents)}
+            )
+        )
+        return
+    if args.work is None:
+        parser.error("--work is required")
     args.work.mkdir(parents=True, exist_ok=True)
     corpus_file, _, documents = bench_corpus(args.work, args.docs)
     print(

@@ -21,11 +21,14 @@ from typing import Any
 
 import httpx
 
-from offline.bench import cold_start, encode
+from offline.bench import cold_start, encode, index_throughput
 from offline.local_mongo import LocalMongoServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact-train"
+# Threads of every in-process query measurement, ours and txtai's alike.
+QUERY_THREADS = 2
+INDEX_BATCH = 1000  # documents per write, passed to `mmsearch index` and the encoder alone
 Say = Callable[[str], None]
 
 
@@ -42,6 +45,17 @@ class BenchPlan:
     peer: bool
     engines: bool
     quality: Path | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """What the report needs to tell a full suite from a narrowed one."""
+        return {
+            "quick": self.quick,
+            "docs": self.docs,
+            "scale": list(self.scale_sizes),
+            "peers": self.peer,
+            "engines": self.engines,
+            "quality": self.quality.name if self.quality is not None else None,
+        }
 
     @classmethod
     def make(
@@ -135,7 +149,8 @@ def serving(context: BenchContext, prefix: str | None = None) -> Iterator[tuple[
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read().decode()[-800:]}")
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"server exited: {stderr[-800:]}")
             try:
                 if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
                     break
@@ -210,8 +225,10 @@ def run_bench(
         "docs": plan.docs,
         "cores": os.cpu_count(),
         "quick": plan.quick,
+        "plan": plan.describe(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    wall_started = time.perf_counter()
 
     seconds: dict[str, float] = {}
     results["step_seconds"] = seconds
@@ -229,19 +246,18 @@ def run_bench(
     step("encode: onnx vs sentence-transformers")
     texts = [f"{d['question']} {d['answer']}" for d in documents[: plan.encode_texts]]
     results.update(encode.measure_encode(texts, model_dir, default_model_source()))
+    # GPU batch embedding against sentence-transformers float16 (only where CUDA is).
+    every_text = [f"{d['question']} {d['answer']}" for d in documents]
+    results["gpu_encode"] = encode.measure_gpu_encode(every_text, model_dir, default_model_source())
 
     with LocalMongoServer(work_dir / "mongo") as mongo:
         context = BenchContext(work_dir, home, model_dir, mongo)
-        step(f"index {plan.docs} documents")
-        report = json.loads(
-            _cli(context, "index", "--input", str(corpus_file), "--json", "--prune")
-            .strip()
-            .splitlines()[-1]
-        )
-        results["index_docs_per_s"] = report["docs_per_s"]
-        results["index_report"] = report
+        step(f"index {plan.docs} documents, and the encoder alone on them")
+        results.update(_measure_index(context, plan, corpus_file))
         step("cold starts")
         results.update(cold_start.measure_all(context.env(), [d["id"] for d in documents[:10]]))
+        step("in-process queries: dense only and the served default")
+        results["in_process"] = _measure_in_process(context, queries_file)
         step("serving over HTTP")
         serving_result = measure_serving(context, plan, queries_file)
         results.update(serving_result)
@@ -251,14 +267,7 @@ def run_bench(
         results["scale"] = [{"docs": plan.docs, "synthetic": False, **_scale_row(serving_result)}]
         if plan.quality is not None and (plan.quality / "corpus.jsonl").exists():
             step(f"quality: {plan.quality.name}, dense / bm25 / hybrid")
-            results["quality"] = {
-                "dataset": plan.quality.name,
-                **json.loads(
-                    _cli(context, "eval", "--beir", str(plan.quality), "--match", "all", "--json")
-                    .strip()
-                    .splitlines()[-1]
-                ),
-            }
+            results["quality"] = _measure_quality(context, plan.quality)
         for size in plan.scale_sizes:
             step(f"scale: {size} documents")
             results["scale"].append(_measure_scale(context, plan, corpus_file, size, queries_file))
@@ -269,7 +278,11 @@ def run_bench(
         queries = queries_file.read_text().splitlines()
         # Same corpus, model, query texts and thread count as our own measurements.
         results["peer"] = measure_txtai(
-            corpus_file, queries[:200], Path(default_model_source()), work_dir, threads=2
+            corpus_file,
+            queries[:IN_PROCESS_QUERIES],
+            Path(default_model_source()),
+            work_dir,
+            threads=QUERY_THREADS,
         )
     if plan.engines:
         step("Milvus Lite engines at 100k")
@@ -278,8 +291,86 @@ def run_bench(
         results["engines"] = compare_engines(100_000, work_dir)
     step("done")
     seconds.pop("done", None)
+    results["wall_s"] = round(time.perf_counter() - wall_started, 1)
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results
+
+
+IN_PROCESS_QUERIES = 200  # the first queries of the bench's list, for txtai and for us
+
+
+def _measure_index(context: BenchContext, plan: BenchPlan, corpus_file: Path) -> dict[str, Any]:
+    """`mmsearch index` of the real corpus into the empty home, and the encoder alone on the
+    same documents (each in its own process, before and after the index run in the full suite:
+    the machine's load drifts); the ratio of the two is a goal (>= 0.9)."""
+    from functions.core.settings import Settings
+
+    settings = Settings()  # the children's environment holds the same MMSEARCH_* encoder settings
+    alone = {"batch_size": settings.encode_batch_size, "threads": settings.encoder_threads}
+    options = {**alone, "chunk": INDEX_BATCH}
+
+    def encoder() -> dict[str, Any]:
+        return index_throughput.encoder_alone(
+            corpus_file, context.model_dir, context.env(), **options
+        )
+
+    rates = [] if plan.quick else [encoder()]
+    started = time.perf_counter()
+    args = ["index", "--input", str(corpus_file), "--json", "--prune"]
+    report = json.loads(
+        _cli(context, *args, "--batch-size", str(INDEX_BATCH)).strip().splitlines()[-1]
+    )
+    index_wall_s = round(time.perf_counter() - started, 1)
+    rates.append(encoder())
+    mean = sum(r["docs_per_s"] for r in rates) / len(rates)
+    return {
+        "index_docs_per_s": report["docs_per_s"],
+        "index_report": report,
+        "index_wall_s": index_wall_s,  # the command's own, process start and model load included
+        "encoder_alone": {
+            **options,
+            "docs_per_s": [r["docs_per_s"] for r in rates],
+            "cpu_s": [r["cpu_s"] for r in rates],
+        },
+        "index_to_encoder": round(report["docs_per_s"] / mean, 3),
+    }
+
+
+def _measure_in_process(context: BenchContext, queries_file: Path) -> dict[str, Any]:
+    """`in_process.py` in its own process on the home's stores (no server holds them now)."""
+    args = [sys.executable, "-m", "offline.bench.in_process", "--queries", str(queries_file)]
+    args += ["--count", str(IN_PROCESS_QUERIES)]
+    env = context.env(MMSEARCH_ENCODER_THREADS=str(QUERY_THREADS))
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise RuntimeError(f"in-process queries failed: {result.stderr[-1500:]}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def _measure_quality(context: BenchContext, folder: Path) -> dict[str, Any]:
+    """`quality.py` on the folder, indexed once into a cache kept across runs (its own Milvus
+    Lite file and MongoDB-wire data, keyed by `quality.cache_key`)."""
+    from functions.core.models.manifest import ModelManifest
+    from offline.bench.quality import cache_key
+
+    model_sha = ModelManifest.read(context.model_dir).files.get("model.onnx", "")
+    cache = context.work_dir / "quality-cache" / f"{folder.name}-{cache_key(folder, model_sha)}"
+    milvus = cache / "milvus" / "milvus.db"
+    milvus.parent.mkdir(parents=True, exist_ok=True)
+    with LocalMongoServer(cache / "mongo") as mongo:
+        cached = BenchContext(context.work_dir, context.home, context.model_dir, mongo, str(milvus))
+        args = [sys.executable, "-m", "offline.bench.quality", "--beir", str(folder)]
+        args += ["--marker", str(cache / "complete.json")]
+        done = subprocess.run(
+            args, cwd=ROOT, env=cached.env(), capture_output=True, text=True, timeout=3600
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"quality on {folder.name} failed: {done.stderr[-1500:]}")
+    return {
+        "dataset": folder.name,
+        "cache": cache.name,
+        **json.loads(done.stdout.strip().splitlines()[-1]),
+    }
 
 
 def _scale_row(serving_result: dict[str, Any]) -> dict[str, Any]:
@@ -323,11 +414,14 @@ def _measure_scale(
         scaled = BenchContext(context.work_dir, context.home, context.model_dir, mongo, str(milvus))
         result = measure_serving(scaled, plan, queries_file, prefix=prefix)
     milvus_mb = sum(f.stat().st_size for f in milvus.parent.rglob("*") if f.is_file()) / 2**20
+    marker = cache / "complete.json"
+    first_build = json.loads(marker.read_text()).get("build_s") if marker.exists() else None
     return {
         "docs": size,
         "synthetic": True,
         "texts": SYNTHETIC,
         "build_s": build["build_s"],
+        "first_build_s": first_build,
         "cached": build["cached"],
         "cache": cache.name,
         "milvus_disk_mb": round(milvus_mb, 1),
