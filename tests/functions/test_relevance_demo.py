@@ -177,3 +177,52 @@ def test_words_the_corpus_lacks_are_not_replaced_by_unrelated_ones(demo: SearchS
     assert response.spelling is not None and response.spelling.suggestion == "mood rates"
     assert not response.spelling.applied
     assert [h.id for h in response.hits] != [h.id for h in ask(demo, "mood rates").hits]
+
+
+class Counting:
+    """The real embedder or store underneath, each call of the named methods recorded."""
+
+    def __init__(self, inner: object, *methods: str) -> None:
+        self._inner = inner
+        self.calls: list[tuple[str, object]] = []
+        self._methods = set(methods)
+
+    def __getattr__(self, name: str) -> object:
+        found = getattr(self._inner, name)
+        if name not in self._methods:
+            return found
+
+        def recorded(*args: object, **kwargs: object) -> object:
+            self.calls.append((name, args[1] if name.startswith("search") else args[0]))
+            return found(*args, **kwargs)
+
+        return recorded
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant", "passes"),
+    [("dentst", "dentist", 2), ("moon craters", "mood rates", 1)],
+)
+def test_a_request_embeds_each_text_once_and_never_searches_a_correction_of_another_meaning(
+    demo: SearchService, monkeypatch: pytest.MonkeyPatch, typed: str, meant: str, passes: int
+) -> None:
+    embedder = Counting(demo._embedder, "embed_query")
+    vectors = Counting(demo._vectors, "search", "search_text", "search_hybrid")
+    monkeypatch.setattr(demo, "_embedder", embedder)
+    monkeypatch.setattr(demo, "_vectors", vectors)
+    response = ask(demo, typed)
+    assert response.spelling is not None and response.spelling.suggestion == meant
+    # The spelling check reads the vectors the searches made: one embedding per text.
+    assert sorted(text for _, text in embedder.calls) == sorted([typed, meant])
+    # The served hybrid searches dense and BM25 once per pass; a correction whose meaning
+    # differs is suggested without a second pass.
+    assert len(vectors.calls) == 2 * passes
+    assert response.spelling.applied == (passes == 2)
+
+
+def test_timings_split_the_embedding_from_the_match_it_overlaps(demo: SearchService) -> None:
+    timings = ask(demo, "a large animal with a trunk").timings_ms
+    assert timings.preprocess > 0.5  # an ONNX forward pass, measured inside the match stage
+    assert timings.match > 0
+    parts = timings.preprocess + timings.match + timings.rank + timings.summary
+    assert parts <= timings.total + 0.01

@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -215,10 +216,13 @@ def include_routes(app: FastAPI, routes: list[Route]) -> None:
 
 
 def _endpoint(route: Route) -> Any:
+    # The route's answer is its response model already, built and checked by the service:
+    # written out as JSON here, FastAPI neither validates it a second time (in a second hop
+    # to the thread pool, for a sync endpoint) nor encodes it through `jsonable_encoder`.
     if route.request is None:
 
         def bodiless() -> Any:
-            return route.call()
+            return _json(route.call())
 
         bodiless.__annotations__ = {"return": route.response}
         bodiless.__name__ = getattr(route.call, "__name__", "endpoint")
@@ -226,10 +230,14 @@ def _endpoint(route: Route) -> Any:
         return bodiless
 
     def endpoint(request: Any) -> Any:
-        return route.call(request)
+        return _json(route.call(request))
 
     # FastAPI reads the body model and the docs from the endpoint's signature and docstring.
     endpoint.__annotations__ = {"request": route.request, "return": route.response}
     endpoint.__name__ = getattr(route.call, "__name__", "endpoint")
     endpoint.__doc__ = route.call.__doc__
     return endpoint
+
+
+def _json(model: BaseModel) -> Response:
+    return Response(model.model_dump_json(), media_type="application/json")

@@ -262,6 +262,8 @@ class MilvusVectorStore:
 
     def _connect(self) -> Any:
         # Connect lazily so a process can start (and answer 503) while Milvus is down.
+        if self._client is not None:  # connected: no lock (every search passes here)
+            return self._client
         with self._lock:
             if self._client is None:
                 from pymilvus import MilvusClient
