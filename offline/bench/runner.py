@@ -361,6 +361,7 @@ def _measure_quality(context: BenchContext, folder: Path) -> dict[str, Any]:
         cached = BenchContext(context.work_dir, context.home, context.model_dir, mongo, str(milvus))
         args = [sys.executable, "-m", "offline.bench.quality", "--beir", str(folder)]
         args += ["--marker", str(cache / "complete.json")]
+        args += ["--vectors", str(context.work_dir / "quality-cache")]
         done = subprocess.run(
             args, cwd=ROOT, env=cached.env(), capture_output=True, text=True, timeout=3600
         )

@@ -257,6 +257,43 @@ def test_reused_vectors_embed_each_query_once() -> None:
     assert asked == [("q", None), ("q", "other")]
 
 
+def test_vector_cache_embeds_each_text_once_across_builds(tmp_path: Path) -> None:
+    import numpy as np
+
+    class Encoder:
+        dim = 2
+        manifest = object()
+
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+            self.asked += texts
+            return np.asarray([[len(t), batch_size] for t in texts], dtype=np.float32)
+
+    path = tmp_path / "vectors.npz"
+    first = Encoder()
+    cache = quality.VectorCache(first, path)
+    out = cache.embed(["a", "bb", "a"], batch_size=4)
+    assert out.tolist() == [[1, 4], [2, 4], [1, 4]] and first.asked == ["a", "bb"]
+    cache.save()
+    again = Encoder()
+    reused = quality.VectorCache(again, path)
+    assert reused.embed(["bb", "ccc"]).tolist() == [[2, 4], [3, 32]]
+    assert again.asked == ["ccc"] and reused.embedded == 1
+
+
+def test_vector_key_changes_with_the_model_files_and_the_encoder_code(tmp_path: Path) -> None:
+    source = tmp_path / quality.ENCODER_SOURCES[0]
+    source.parent.mkdir(parents=True)
+    source.write_text("v1")
+    key = quality.vector_key({"model.onnx": "a"}, tmp_path)
+    assert key != quality.vector_key({"model.onnx": "b"}, tmp_path)
+    assert key != quality.vector_key({"model.onnx": "a", "tokenizer.json": "t"}, tmp_path)
+    source.write_text("v2")
+    assert key != quality.vector_key({"model.onnx": "a"}, tmp_path)
+
+
 def test_no_documents_fetcher_finds_nothing() -> None:
     assert quality.NoDocuments().fetch("qa", ["1", "2"]) == {}
 
