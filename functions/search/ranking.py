@@ -24,6 +24,17 @@ def needed_fields(params: RankParams) -> list[str]:
     return list(dict.fromkeys(fields))
 
 
+def keeps_order(params: RankParams) -> bool:
+    """Whether ranking keeps the matcher's order and scores (a floor cuts only the tail), so
+    no candidate past the page can reach it."""
+    return (
+        params.normalize == "none"
+        and not params.boosts
+        and not params.dedupe_field
+        and params.mmr_lambda is None
+    )
+
+
 def rank(
     matches: Sequence[Match],
     params: RankParams,

@@ -77,7 +77,7 @@ from functions.search.mixed_query import (
     mixed_query,
 )
 from functions.search.paging import next_token, page_offset
-from functions.search.ranking import needed_fields, rank
+from functions.search.ranking import keeps_order, needed_fields, rank
 from functions.search.relevance import RelevanceTables, mode_of
 from functions.search.spelling import MIN_COVERAGE, Speller, VocabularySource
 from functions.search.summarize import QueryTerms, Terms, summarize
@@ -209,6 +209,15 @@ class SearchService:
         window = page.offset + request.top_k  # hits up to the end of this page
         prepared = self._prepare(request, scene, qp, matching, embedder)
         query, mixed = prepared.text, prepared.mixed
+        if (
+            mixed is None
+            and not page.facets
+            and _one_list(matching, scene)
+            and keeps_order(ranking)
+        ):
+            # Read no further than the page (a dense search for 11 hits costs 15% less than
+            # for 100 at 10k documents): no fusion, reranking or facet count reads past it.
+            matching = matching.model_copy(update={"candidates": window + 1})
         t_pre = perf_counter()
         embedded_before = embedder.seconds  # lazily embedded from here on: inside `match`
         # A match experiment naming a model searches that model's collection.
@@ -418,6 +427,13 @@ class _Page:
     filters: Filters
     facets: list[str]
     offset: int
+
+
+def _one_list(matching: MatchParams, scene: Scene) -> bool:
+    """Whether the match experiment answers from one list: dense, or BM25 over one field."""
+    if matching.space == "both" or matching.kind == "hybrid":
+        return False
+    return matching.kind == "dense" or len(scene.searched_lexical_fields) <= 1
 
 
 def _ms(a: float, b: float) -> float:

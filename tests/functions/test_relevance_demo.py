@@ -226,3 +226,43 @@ def test_timings_split_the_embedding_from_the_match_it_overlaps(demo: SearchServ
     assert timings.match > 0
     parts = timings.preprocess + timings.match + timings.rank + timings.summary
     assert parts <= timings.total + 0.01
+
+
+class Fixed:
+    """A configuration source that always answers `config`."""
+
+    def __init__(self, config: object) -> None:
+        self._config = config
+
+    def get(self) -> object:
+        return self._config
+
+
+def test_a_one_list_experiment_reads_no_further_than_the_page(
+    demo: SearchService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = demo.config
+    match = served.scenes["qa"].match
+    only_dense = {"dense": match.experiments["dense"].model_copy(update={"ratio": 1.0})}
+    qa = served.scenes["qa"].model_copy(
+        update={"match": match.model_copy(update={"experiments": only_dense})}
+    )
+    monkeypatch.setattr(demo, "_config", Fixed(served.model_copy(update={"scenes": {"qa": qa}})))
+    limits: list[int] = []
+    store = demo._vectors
+    real_search = store.search
+
+    def search(collection: str, vector: object, limit: int, *args: object, **kw: object) -> object:
+        limits.append(limit)
+        return real_search(collection, vector, limit, *args, **kw)
+
+    monkeypatch.setattr(store, "search", search)
+    query = "a large animal with a trunk"
+    response = ask(demo, query, top_k=5)
+    assert response.experiments["match"] == "dense" and limits == [6]  # the page and one more
+    # The same page as reading the experiment's 100 candidates: dense order is the ranking.
+    collection = demo._collection_for(QA)
+    vector = demo._embedder.embed_query(query)
+    pool = real_search(collection, vector, 100, {}, nprobe=32)
+    assert [h.id for h in response.hits] == [m.id for m in pool[:5]]
+    assert response.next_page_token is not None
