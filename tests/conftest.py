@@ -112,3 +112,38 @@ def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = base / "clip"
     export_clip_model(str(build_tiny_clip(base / "tiny-clip")), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def qa_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    model_dir: Path,
+    mongo_server: LocalMongoServer,
+    milvus_path: str,
+) -> Settings:
+    """The small QA corpus indexed once per session, under its own collection prefix, for the
+    tests that only read it (a test that writes takes `indexed_qa`, its own collections)."""
+    settings = Settings(
+        home=tmp_path_factory.mktemp("home"),
+        model_dir=model_dir,
+        milvus_uri=milvus_path,
+        mongo_uri=SecretStr(mongo_server.uri),
+        collection_prefix=f"m{uuid.uuid4().hex[:10]}_",
+        store_timeout_s=5.0,
+    )
+    indexer = Indexer(
+        _encoder(model_dir), open_vector_store(settings), open_document_store(settings)
+    )
+    indexer.run(
+        QA, collection_name(settings, QA), read_corpus(FIXTURES / "qa_small.jsonl").documents
+    )
+    return settings
+
+
+@pytest.fixture(scope="session")
+def qa_and_images_once(qa_once: Settings) -> Settings:
+    """`qa_once` plus 40 Tux Paint stamps in the image corpus (scenes t2i and i2i)."""
+    from tests.functions.test_image_search import index_images, stamps
+
+    index_images(qa_once, _encoder(qa_once.resolved_model_dir), stamps())
+    return qa_once

@@ -67,8 +67,9 @@ def call(handler: Call, method: str, path: str, body: Any = None) -> tuple[int, 
 
 
 @pytest.fixture
-def search(indexed_qa: Settings, door: str) -> Call:
-    return front_door(door, search_routes(indexed_qa))
+def search(qa_once: Settings, door: str) -> Call:
+    """Search over the session's indexed QA corpus (these tests only read it)."""
+    return front_door(door, search_routes(qa_once))
 
 
 def test_search_finds_the_semantically_closest_document(search: Call) -> None:
@@ -183,9 +184,9 @@ def test_unknown_debug_experiment_is_a_4xx(search: Call) -> None:
 
 
 def test_search_logs_and_emits_a_metric_per_layer_experiment(
-    indexed_qa: Settings, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    qa_once: Settings, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    handler = front_door("lambda", search_routes(indexed_qa))
+    handler = front_door("lambda", search_routes(qa_once))
     capfd.readouterr()
     # Not forced: forced requests stay out of the per-experiment metrics (test_debug_access.py).
     request = {"query": "refund", "user_id": "u-42"}
@@ -241,8 +242,8 @@ def test_embed_returns_unit_vectors_of_the_model_dimension(settings: Settings, d
     assert status == 422
 
 
-def test_documents_batch_get_keeps_order_and_lists_missing(indexed_qa: Settings, door: str) -> None:
-    handler = front_door(door, summary.routes(open_document_store(indexed_qa)))
+def test_documents_batch_get_keeps_order_and_lists_missing(qa_once: Settings, door: str) -> None:
+    handler = front_door(door, summary.routes(open_document_store(qa_once)))
     ids = ["qa-005", "nope", "qa-001"]
     status, body, _ = call(handler, "POST", "/v1/documents:batchGet", {"scene": "qa", "ids": ids})
     assert status == 200
@@ -252,9 +253,9 @@ def test_documents_batch_get_keeps_order_and_lists_missing(indexed_qa: Settings,
 
 
 def test_unreachable_mongodb_is_a_503_with_retry_hint_within_the_timeout(
-    indexed_qa: Settings, door: str
+    qa_once: Settings, door: str
 ) -> None:
-    dead = indexed_qa.model_copy(
+    dead = qa_once.model_copy(
         update={
             "mongo_uri": SecretStr(f"mongodb://127.0.0.1:{free_port()}/"),
             "store_timeout_s": 1.0,
@@ -316,16 +317,16 @@ def test_lambda_handler_decodes_base64_bodies_and_refuses_broken_ones(settings: 
 
 @pytest.mark.parametrize("query", ["how long is delivery", "refund my card", "capital city"])
 def test_milvus_side_rrf_ranks_like_our_fusion_of_the_two_searches(
-    indexed_qa: Settings, query: str
+    qa_once: Settings, query: str
 ) -> None:
     from functions.core.scenes import QA
     from functions.core.stores.factory import collection_name, open_vector_store
     from functions.core.stores.fusion import reciprocal_rank_fusion
     from functions.preprocess.service import build_preprocessor
 
-    store = open_vector_store(indexed_qa)
-    collection = collection_name(indexed_qa, QA)
-    vector = build_preprocessor(indexed_qa).embed([query])[0]
+    store = open_vector_store(qa_once)
+    collection = collection_name(qa_once, QA)
+    vector = build_preprocessor(qa_once).embed([query])[0]
     # The whole corpus (30 documents) on both sides, so ties cannot fall at a cut-off.
     dense = store.search(collection, vector, 30, {})
     lexical = store.search_text(collection, query, 30, {})

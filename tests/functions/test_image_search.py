@@ -51,16 +51,11 @@ def index_images(
     return indexer.run(T2I, collection_name(settings, T2I), docs)
 
 
-@pytest.fixture
-def indexed_images(settings: Settings, encoder: TextEncoder) -> Settings:
-    index_images(settings, encoder, stamps())
-    return settings
-
-
-@pytest.fixture
-def client(indexed_images: Settings) -> TestClient:
+@pytest.fixture(scope="module")
+def client(qa_and_images_once: Settings) -> TestClient:
+    """The local server over the 40 stamps, indexed once for the module: its tests only read."""
     static = Path(__file__).resolve().parents[2] / "frontend"
-    return TestClient(create_app(indexed_images, static_dir=static))
+    return TestClient(create_app(qa_and_images_once, static_dir=static))
 
 
 def nickel() -> bytes:

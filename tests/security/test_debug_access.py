@@ -20,7 +20,6 @@ from functions.core.http.lambda_adapter import lambda_handler
 from functions.core.settings import Settings
 from functions.search import service as search_service
 from functions.search.bucketing import DebugAccess
-from tests.functions.conftest import qa_once  # noqa: F401  (the indexed QA corpus)
 
 TOKEN = secrets.token_urlsafe(16)  # made per run: no token is stored anywhere
 FORCE = {"query": "refund", "debug": {"experiments": {"rank": "score"}}}
@@ -59,7 +58,7 @@ def _doors(settings: Settings, door: str) -> Send:
 
 
 @pytest.fixture
-def guarded(qa_once: Settings, door: str) -> Send:  # noqa: F811
+def guarded(qa_once: Settings, door: str) -> Send:
     closed = qa_once.model_copy(update={"debug_open": False, "debug_token": SecretStr(TOKEN)})
     return _doors(closed, door)
 
@@ -83,7 +82,7 @@ def test_requests_without_debug_need_no_token(guarded: Send) -> None:
     assert status == 200 and body["hits"]
 
 
-def test_without_a_token_configured_no_caller_can_force(qa_once: Settings, door: str) -> None:  # noqa: F811
+def test_without_a_token_configured_no_caller_can_force(qa_once: Settings, door: str) -> None:
     send = _doors(qa_once.model_copy(update={"debug_open": False}), door)
     assert send(FORCE, {"x-mmsearch-debug": ""})[0] == 403
     assert send(FORCE, {"x-mmsearch-debug": "None"})[0] == 403
@@ -108,7 +107,7 @@ def _metric_blobs(out: str) -> list[dict[str, Any]]:
 
 
 def test_forced_requests_stay_out_of_the_per_experiment_metrics(
-    qa_once: Settings,  # noqa: F811
+    qa_once: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

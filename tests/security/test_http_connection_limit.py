@@ -15,14 +15,13 @@ import pytest
 
 from functions.composed.app import create_app
 from functions.core.settings import Settings
-from tests.functions.conftest import qa_once  # noqa: F401  (shared fixture)
 from tests.security.test_http_local_server import FRONTEND, Live, serve
 
 MAX_CONNECTIONS = 6
 
 
 @pytest.fixture(scope="module")
-def small(qa_once: Settings) -> Iterator[Live]:  # noqa: F811
+def small(qa_once: Settings) -> Iterator[Live]:
     """The composed app with room for six connections and a long header deadline (the idle
     sockets below must outlive the test without it)."""
     settings = qa_once.model_copy(

@@ -12,13 +12,13 @@ from functions.composed.service import composed_routes
 from functions.core.http.routes import Route
 from functions.core.http.security_headers import API_HEADERS, page_content_security_policy
 from functions.core.settings import Settings
-from tests.functions.conftest import door, qa_once  # noqa: F401  (shared fixtures)
+from tests.functions.conftest import door  # noqa: F401  (shared fixture)
 from tests.functions.test_api import front_door
 from tests.functions.test_limits import send_raw_with_headers
 
 
 @pytest.fixture(scope="module")
-def routes(qa_once: Settings) -> list[Route]:  # noqa: F811
+def routes(qa_once: Settings) -> list[Route]:
     return composed_routes(qa_once)[1]
 
 

@@ -29,7 +29,6 @@ from functions.core.http.server_guard import allowed_hosts
 from functions.core.settings import Settings
 from offline.local_mongo import free_port
 from offline.local_server import MAX_HEADER_BYTES, local_server
-from tests.functions.conftest import qa_once  # noqa: F401  (shared fixture)
 from tests.security.test_http_multipart import FORM, tiny_parts
 
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
@@ -68,7 +67,7 @@ def serve(app: object, settings: Settings) -> Iterator[Live]:
 
 
 @pytest.fixture(scope="module")
-def live(qa_once: Settings) -> Iterator[Live]:  # noqa: F811
+def live(qa_once: Settings) -> Iterator[Live]:
     """The composed app (API and page) as `mmsearch serve` runs it, with short timeouts."""
     settings = qa_once.model_copy(update=LIMITS)
     yield from serve(create_app(settings, static_dir=FRONTEND), settings)
@@ -79,7 +78,7 @@ class Echo(BaseModel):
 
 
 @pytest.fixture(scope="module")
-def recorded(qa_once: Settings) -> Iterator[tuple[Live, list[str]]]:  # noqa: F811
+def recorded(qa_once: Settings) -> Iterator[tuple[Live, list[str]]]:
     """The local server with one form-taking route that records each call it gets."""
     calls: list[str] = []
 

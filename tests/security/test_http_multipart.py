@@ -21,7 +21,7 @@ from functions.core.http.multipart import (
 )
 from functions.core.http.routes import Route
 from functions.core.settings import Settings
-from tests.functions.conftest import door, qa_once  # noqa: F401  (shared fixtures)
+from tests.functions.conftest import door  # noqa: F401  (shared fixture)
 from tests.functions.test_limits import send_raw
 
 BOUNDARY = "mmsearch-test-boundary"
@@ -44,7 +44,7 @@ def tiny_parts(count: int, name: str = "scene") -> bytes:
 
 
 @pytest.fixture(scope="module")
-def routes(qa_once: Settings) -> list[Route]:  # noqa: F811
+def routes(qa_once: Settings) -> list[Route]:
     return composed_routes(qa_once)[1]
 
 

@@ -18,7 +18,6 @@ from functions.core.settings import Settings
 from functions.core.stores.factory import collection_name, open_vector_store
 from functions.search import service as search_service
 from functions.search.config_source import DEFAULT_CONFIG, FileConfig
-from tests.functions.conftest import qa_once  # noqa: F401  (the indexed QA corpus)
 from tests.functions.test_api import Call, front_door
 
 DEFAULT_TEXT = DEFAULT_CONFIG.read_text(encoding="utf-8")
@@ -79,7 +78,7 @@ def door(request: pytest.FixtureRequest) -> str:
 
 
 def test_a_bad_push_keeps_searches_answering_with_the_last_good_configuration(
-    qa_once: Settings,  # noqa: F811
+    qa_once: Settings,
     door: str,
     tmp_path: Path,
 ) -> None:
