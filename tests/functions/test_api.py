@@ -66,10 +66,11 @@ def call(handler: Call, method: str, path: str, body: Any = None) -> tuple[int, 
     return handler(method, path, body)
 
 
-@pytest.fixture
-def search(qa_once: Settings, door: str) -> Call:
-    """Search over the session's indexed QA corpus (these tests only read it)."""
-    return front_door(door, search_routes(qa_once))
+@pytest.fixture(scope="module", params=["lambda", "http"])
+def search(qa_once: Settings, request: pytest.FixtureRequest) -> Call:
+    """Search over the session's indexed QA corpus through each front door, one service per
+    door for the module (these tests only read)."""
+    return front_door(str(request.param), search_routes(qa_once))
 
 
 def test_search_finds_the_semantically_closest_document(search: Call) -> None:
