@@ -18,7 +18,6 @@ Runs in the bench suite only: `MMSEARCH_SCALE_DOCS=100000` (the corpus size) ena
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random
@@ -26,7 +25,6 @@ import threading
 import time
 import traceback
 import uuid
-import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -48,7 +46,13 @@ from indexing.batch import finalize as finalize_step
 from indexing.batch import handler as batch_handler
 from infra.config import DeployConfig
 from infra.indexing import LAMBDA_MAP_CONCURRENCY
-from tests.infra.test_indexing_state_machine import BUCKET, REGION, definition, synthesize
+from tests.infra.test_indexing_state_machine import (
+    BUCKET,
+    MOTO_CONFIG,
+    REGION,
+    deploy,
+    synthesize,
+)
 
 # The bench suite's: 6.5 minutes at 100,000 documents on 2 shared cores, more than a unit
 # run should take. `MMSEARCH_SCALE_DOCS=100000 pytest tests/infra/test_indexing_at_scale.py`.
@@ -304,8 +308,7 @@ def run(
         injected.switches.append((alias, collection))
         return switch(aliases, alias, collection, **kwargs)
 
-    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-    with mock_aws(config=config), pytest.MonkeyPatch.context() as patch:
+    with mock_aws(config=MOTO_CONFIG), pytest.MonkeyPatch.context() as patch:
         patch.setattr(LambdaSimpleBackend, "invoke", lambda_runtime(injected))
         patch.setattr(finalize_step, "switch_alias", counted_switch)
         # The function's runtime (its S3 client inside moto), built now so that its two
@@ -319,28 +322,9 @@ def run(
 
 
 def execute(template: Template, injected: Injected) -> tuple[dict[str, Any], Injected, float]:
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    role = boto3.client("iam", region_name=REGION).create_role(
-        RoleName="indexing", AssumeRolePolicyDocument="{}"
-    )["Role"]["Arn"]
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as zipped:
-        zipped.writestr("handler.py", "def handler(event, context):\n    return event\n")
-    function_arn = boto3.client("lambda", region_name=REGION).create_function(
-        FunctionName="mmsearch-indexing",
-        Runtime="python3.12",
-        Role=role,
-        Handler="indexing.batch.handler.handler",
-        Code={"ZipFile": archive.getvalue()},
-    )["FunctionArn"]
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    machine = sfn.create_state_machine(
-        name="mmsearch-indexing",
-        definition=json.dumps(definition(template, function_arn)),
-        roleArn=role,
-    )["stateMachineArn"]
+    sfn, machine = deploy(template)
     body = "".join(json.dumps(row) + "\n" for row in corpus(DOCS)).encode()
+    s3 = boto3.client("s3", region_name=REGION)
     s3.put_object(Bucket=BUCKET, Key="corpora/scale.jsonl", Body=body)
     start = time.perf_counter()
     arn = sfn.start_execution(

@@ -181,31 +181,44 @@ def aws(
     """moto with a bucket, the function and the synthesized state machine; (sfn client,
     state machine ARN, the handler calls made)."""
     calls: list[tuple[str, dict[str, Any]]] = []
-    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-    with mock_aws(config=config), pytest.MonkeyPatch.context() as patch:
+    with mock_aws(config=MOTO_CONFIG), pytest.MonkeyPatch.context() as patch:
         patch.setattr(LambdaSimpleBackend, "invoke", lambda_runtime(calls))
-        boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=MEDIA_BUCKET)
-        role = boto3.client("iam", region_name=REGION).create_role(
-            RoleName="indexing", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        archive = io.BytesIO()
-        with zipfile.ZipFile(archive, "w") as zipped:
-            zipped.writestr("handler.py", "def handler(event, context):\n    return event\n")
-        function_arn = boto3.client("lambda", region_name=REGION).create_function(
-            FunctionName="mmsearch-indexing",
-            Runtime="python3.12",
-            Role=role,
-            Handler="indexing.batch.handler.handler",
-            Code={"ZipFile": archive.getvalue()},
-        )["FunctionArn"]
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        machine = sfn.create_state_machine(
-            name="mmsearch-indexing",
-            definition=json.dumps(definition(template, function_arn)),
-            roleArn=role,
-        )["stateMachineArn"]
+        sfn, machine = deploy(template)
         yield sfn, machine, calls
+
+
+# moto runs a state machine's executions, and Lambda without Docker (our handler replaces it).
+MOTO_CONFIG: Any = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+
+
+def deploy(template: Template) -> tuple[Any, str]:
+    """Inside moto: the data bucket, the indexing function (a stand-in zip: invokes run our
+    handler) and the synthesized state machine calling it; (sfn client, state machine ARN)."""
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    role = boto3.client("iam", region_name=REGION).create_role(
+        RoleName="indexing", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("handler.py", "def handler(event, context):\n    return event\n")
+    function_arn = boto3.client("lambda", region_name=REGION).create_function(
+        FunctionName="mmsearch-indexing",
+        Runtime="python3.12",
+        Role=role,
+        Handler="indexing.batch.handler.handler",
+        Code={"ZipFile": archive.getvalue()},
+    )["FunctionArn"]
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(
+        name="mmsearch-indexing",
+        definition=json.dumps(definition(template, function_arn)),
+        roleArn=role,
+    )["stateMachineArn"]
+    return sfn, machine
 
 
 def corpus_lines(qa_docs: list[Any], extra: int) -> list[str]:

@@ -77,7 +77,8 @@ def test_index_with_no_valid_record_fails_and_says_so(env: dict[str, str], tmp_p
     result = mmsearch(env, "index", "--input", str(corpus))
     assert result.returncode == 2, result.stderr
     assert "2 invalid records" in result.stderr
-    assert "holds no valid record: nothing was indexed" in result.stderr
+    # The console wraps its lines at the terminal's width, here inside the long tmp path.
+    assert "holds no valid record: nothing was indexed" in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
 
 
@@ -134,7 +135,7 @@ def test_local_server_serves_page_api_and_docs_on_one_origin(server: str) -> Non
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "malformed_json"
 
 
-def _beir_slice(target: Path, queries: int = 40, distractors: int = 400) -> Path:
+def _beir_slice(target: Path, queries: int = 40, distractors: int = 100) -> Path:
     """A small BEIR folder: the first judged queries, their documents and some distractors."""
     target.mkdir()
     qrels = [row.split("\t") for row in (SCIFACT / "qrels.tsv").read_text().splitlines()[1:]]
@@ -160,6 +161,8 @@ def _beir_slice(target: Path, queries: int = 40, distractors: int = 400) -> Path
 def test_eval_matches_sentence_transformers_exact_search(
     env: dict[str, str], tmp_path: Path
 ) -> None:
+    # 40 judged queries over ~130 abstracts: encoding the corpus twice (ONNX, then PyTorch
+    # for the reference) is the whole cost, and the agreement checked does not grow with it.
     folder = _beir_slice(tmp_path / "beir")
     result = mmsearch(
         env, "eval", "--beir", str(folder), "--json", "--reference", "--match", "dense,bm25,hybrid"

@@ -34,11 +34,14 @@ from offline.training_data import PairsError, batches, read_training_data
 from tests.offline.test_cli import SCIFACT, mmsearch
 
 TRAINED = "scifact-ft"
+# The slice's corpus: 60 claims' 47 relevant abstracts padded with others. Every step of
+# the path (train, export, index twice, eval) encodes it, so its size is the test's cost.
+CORPUS_DOCS = 100
 
 
 @pytest.fixture(scope="module")
 def scifact_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """60 SciFact claims with their relevant abstracts, padded to 200 abstracts (BEIR layout).
+    """60 SciFact claims with their relevant abstracts, padded to 100 abstracts (BEIR layout).
     Where ../shared/data is not beside the checkout (a CI clone), the same shape is cut from
     WordNet (installed by `make system-deps`): a synset's words as the query, its gloss as
     the one relevant document."""
@@ -53,7 +56,7 @@ def scifact_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wanted = {d for q in claims for d in qrels[q]}
     docs = [json.loads(x) for x in (SCIFACT / "corpus.jsonl").read_text().splitlines()]
     kept = [d for d in docs if d["_id"] in wanted]
-    kept += [d for d in docs if d["_id"] not in wanted][: 200 - len(kept)]
+    kept += [d for d in docs if d["_id"] not in wanted][: CORPUS_DOCS - len(kept)]
     (out / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in kept))
     queries = [json.loads(x) for x in (SCIFACT / "queries.jsonl").read_text().splitlines()]
     (out / "queries.jsonl").write_text(
@@ -65,7 +68,7 @@ def scifact_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _wordnet_slice(out: Path) -> Path:
-    records = most_familiar(read_wordnet(), 200)
+    records = most_familiar(read_wordnet(), CORPUS_DOCS)
     corpus = [{"_id": str(r["id"]), "title": "", "text": str(r["answer"])} for r in records]
     queries = [{"_id": f"q{i}", "text": str(r["question"])} for i, r in enumerate(records[:60])]
     (out / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
@@ -81,7 +84,7 @@ def test_a_query_and_all_its_pairs_stay_on_one_side_of_the_split(scifact_slice: 
     assert len(data.validation.qrels) == 15 and len(data.train_queries) == 45
     assert not held_out & {p.query for p in data.train}
     assert {p.query for p in data.train} == set(data.train_queries.values())
-    assert len(data.validation.corpus) == 200  # scored against the whole corpus
+    assert len(data.validation.corpus) == CORPUS_DOCS  # scored against the whole corpus
     assert read_training_data(scifact_slice, 0.25, seed=3) == data  # seeded
 
 
@@ -153,7 +156,7 @@ def test_train_export_index_and_ab_search_with_the_trained_model(
     for extra in ([], ["--model", str(exported)]):
         done = mmsearch(env, "index", "--input", str(scifact_slice), *extra)
         assert done.returncode == 0, done.stderr
-        assert "Milvus 200, MongoDB 200" in done.stderr
+        assert f"Milvus {CORPUS_DOCS}, MongoDB {CORPUS_DOCS}" in done.stderr
     assert "mmsearch_qa__scifact_ft" in done.stderr
 
     done = mmsearch(env, "eval", "--beir", str(scifact_slice), "--model", str(exported), "--json")
