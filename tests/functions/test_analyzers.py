@@ -244,9 +244,10 @@ def pipeline_for_zoo() -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def search(zoo: Settings, door: str) -> Call:
-    return front_door(door, search_routes(zoo))
+@pytest.fixture(scope="module", params=["lambda", "http"])
+def search(zoo: Settings, request: pytest.FixtureRequest) -> Call:
+    """One search service per front door for the module: its tests only read."""
+    return front_door(str(request.param), search_routes(zoo))
 
 
 def ask(search: Call, query: str, match: str = "bm25") -> dict[str, Any]:

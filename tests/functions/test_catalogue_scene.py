@@ -118,9 +118,10 @@ def catalogue(
         os.environ[SCENES_FILE_ENV] = before
 
 
-@pytest.fixture
-def search(catalogue: Settings, door: str) -> Call:
-    return front_door(door, search_routes(catalogue))
+@pytest.fixture(scope="module", params=["lambda", "http"])
+def search(catalogue: Settings, request: pytest.FixtureRequest) -> Call:
+    """One search service per front door for the module: its tests only read."""
+    return front_door(str(request.param), search_routes(catalogue))
 
 
 def post(search: Call, body: dict[str, Any]) -> tuple[int, Any]:

@@ -13,9 +13,10 @@ from tests.functions.test_api import Call, front_door, search_routes
 from tests.functions.test_image_search import COINS
 
 
-@pytest.fixture
-def search(qa_and_images_once: Settings, door: str) -> Call:
-    return front_door(door, search_routes(qa_and_images_once))
+@pytest.fixture(scope="module", params=["lambda", "http"])
+def search(qa_and_images_once: Settings, request: pytest.FixtureRequest) -> Call:
+    """One search service per front door for the module: its tests only read."""
+    return front_door(str(request.param), search_routes(qa_and_images_once))
 
 
 def ask(search: Call, query: str, match: str = "caption_bm25") -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from functions.core import limits
+from functions.core.http.routes import Route
 from functions.core.settings import Settings
 from tests.functions.test_api import front_door, search_routes
 
@@ -84,6 +85,12 @@ def defaults(qa_once: Settings) -> Settings:
     return fresh
 
 
+@pytest.fixture(scope="module")
+def routes(defaults: Settings) -> list[Route]:
+    """One search service for the module's requests (they only read)."""
+    return search_routes(defaults)
+
+
 def values(n: int) -> list[str]:
     return [f"c{i}" for i in range(n)]
 
@@ -104,8 +111,8 @@ PAST_LIMIT = [
 
 
 @pytest.mark.parametrize("body", AT_LIMIT, ids=["filter-values", "top-k", "value-length"])
-def test_a_search_at_each_limit_is_answered(defaults: Settings, door: str, body: dict) -> None:
-    status, answer, _ = front_door(door, search_routes(defaults))("POST", "/v1/search", body)
+def test_a_search_at_each_limit_is_answered(routes: list[Route], door: str, body: dict) -> None:
+    status, answer, _ = front_door(door, routes)("POST", "/v1/search", body)
     assert status == 200, answer
 
 
@@ -114,14 +121,16 @@ def test_a_search_at_each_limit_is_answered(defaults: Settings, door: str, body:
     PAST_LIMIT,
     ids=["filter-values", "top-k", "value-length", "scene-name", "query", "filter-fields"],
 )
-def test_a_search_one_past_each_limit_is_a_422(defaults: Settings, door: str, body: dict) -> None:
-    status, answer, _ = front_door(door, search_routes(defaults))("POST", "/v1/search", body)
+def test_a_search_one_past_each_limit_is_a_422(routes: list[Route], door: str, body: dict) -> None:
+    status, answer, _ = front_door(door, routes)("POST", "/v1/search", body)
     assert status == 422, answer
     assert answer["error"]["code"] == "invalid_request", answer
 
 
-def test_a_search_body_one_byte_past_the_limit_is_a_413(defaults: Settings, door: str) -> None:
-    search = front_door(door, search_routes(defaults), defaults.max_body_bytes)
+def test_a_search_body_one_byte_past_the_limit_is_a_413(
+    defaults: Settings, routes: list[Route], door: str
+) -> None:
+    search = front_door(door, routes, defaults.max_body_bytes)
     padding = limits.MAX_BODY_BYTES - len('{"query": ""}') + 1
     status, answer, _ = search("POST", "/v1/search", '{"query": "' + "x" * padding + '"}')
     assert status == 413, answer

@@ -194,14 +194,10 @@ def zh_index(
     yield settings, documents
 
 
-@pytest.fixture(params=["lambda", "http"])
-def door(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def search(zh_index: tuple[Settings, list[dict[str, Any]]], door: str) -> Call:
-    return front_door(door, search_routes(zh_index[0]))
+@pytest.fixture(scope="module", params=["lambda", "http"])
+def search(zh_index: tuple[Settings, list[dict[str, Any]]], request: pytest.FixtureRequest) -> Call:
+    """One search service per front door for the module: its tests only read."""
+    return front_door(str(request.param), search_routes(zh_index[0]))
 
 
 def headwords(search: Call, query: str, top: int = 10) -> list[str]:
