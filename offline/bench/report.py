@@ -82,7 +82,9 @@ def goals(results: dict[str, Any]) -> list[Goal]:
     ]
     for kind, label in (("dense", "dense only"), ("default", "served default")):
         value = lookup(results, f"in_process.{kind}.p50_ms")
-        served = lookup(results, f"in_process.{kind}.experiments.match")
+        served = (
+            lookup(results, f"in_process.{kind}.experiments.match") if kind == "default" else None
+        )
         rows.append(
             Goal(
                 f"in-process query p50, {label}{f' ({served})' if served else ''}, vs txtai's "
@@ -184,6 +186,8 @@ def _wall_goal(results: dict[str, Any]) -> Goal:
         missing.append("quick suite")
     million = lookup(results, "scale@1000000")
     notes = []
+    if "finished" not in results:
+        notes.append("run not finished: the steps so far")
     if missing:
         notes.append("partial suite, not comparable: without " + ", ".join(missing))
     if million is not None:

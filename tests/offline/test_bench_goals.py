@@ -20,6 +20,7 @@ def _full_results(**changes: Any) -> dict[str, Any]:
         "cores": 2,
         "quick": False,
         "started": "t",
+        "finished": "t2",
         "plan": {
             "quick": False,
             "docs": 10_000,
@@ -151,6 +152,12 @@ def test_wall_time_is_the_sum_of_steps_and_says_whether_the_1m_build_was_cached(
     first["step_seconds"]["scale: 1000000 documents"] = 2600.0
     row = _row(first, "full bench wall time")
     assert "missed by 930 (52%); 1M build not cached: built in this run (2400.0 s)" in row
+
+
+def test_wall_time_of_a_run_in_progress_says_so() -> None:
+    partial = _full_results()
+    del partial["finished"]
+    assert "met; run not finished: the steps so far;" in _row(partial, "full bench wall time")
 
 
 def test_wall_time_of_a_narrowed_suite_is_not_comparable() -> None:
