@@ -66,6 +66,12 @@ class Settings(BaseModel):
     batch_timeout_s: float = Field(60.0, gt=0, description="Store timeout for batch commands.")
 
     encoder_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto.")
+    query_threads: int = Field(
+        1,
+        ge=0,
+        description="onnxruntime threads embedding one query (0 = every core): one leaves the "
+        "other cores to the stores' searches and to concurrent requests.",
+    )
     encode_batch_size: int = Field(32, ge=1, le=1024)
 
     max_query_chars: int = Field(MAX_QUERY_CHARS, ge=1)

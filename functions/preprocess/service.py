@@ -89,11 +89,11 @@ class Preprocessor:
 
 def build_preprocessor(settings: Settings) -> Preprocessor:
     """Load the encoder named by `settings` (the expensive, once-per-process step)."""
-    encoder = TextEncoder.load(settings.resolved_model_dir, threads=settings.encoder_threads)
+    threads = settings.query_threads
+    encoder = TextEncoder.load(settings.resolved_model_dir, threads=threads)
     # Extra models cost cold-start time, so only those configured are loaded.
     extra = [
-        TextEncoder.load(folder, threads=settings.encoder_threads)
-        for folder in settings.resolved_extra_model_dirs
+        TextEncoder.load(folder, threads=threads) for folder in settings.resolved_extra_model_dirs
     ]
     return Preprocessor(
         encoder,

@@ -59,3 +59,15 @@ def test_missing_or_tampered_model_is_a_clear_model_unavailable(
     (copy / "tokenizer.json").write_text((copy / "tokenizer.json").read_text() + " ")
     with pytest.raises(ModelUnavailable, match="sha256"):
         TextEncoder.load(copy, verify=True)
+
+
+def test_the_query_encoder_embeds_on_one_thread_unless_configured(model_dir: Path) -> None:
+    from functions.core.settings import Settings
+    from functions.preprocess.service import build_preprocessor
+
+    def threads(settings: Settings) -> int:
+        options = build_preprocessor(settings).encoder._session.get_session_options()
+        return int(options.intra_op_num_threads)
+
+    assert threads(Settings(model_dir=model_dir)) == 1
+    assert threads(Settings(model_dir=model_dir, query_threads=2)) == 2
