@@ -185,7 +185,10 @@ def test_unknown_debug_experiment_is_a_4xx(search: Call) -> None:
 
 
 def test_search_logs_and_emits_a_metric_per_layer_experiment(
-    qa_once: Settings, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    qa_once: Settings,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     handler = front_door("lambda", search_routes(qa_once))
     capfd.readouterr()
@@ -202,6 +205,17 @@ def test_search_logs_and_emits_a_metric_per_layer_experiment(
     assert all(
         m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "mmsearch" for m in metrics.values()
     )
+    directive = metrics[("match", body["experiments"]["match"])]["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Dimensions"] == [["scene", "layer", "experiment"]]
+    assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == {
+        "Requests": "Count",
+        "LatencyMs": "Milliseconds",
+        "Hits": "Count",
+    }
+    # The local server's switch, as powertools reads it: no metric lines at all.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    assert handler("POST", "/v1/search", request)[0] == 200
+    assert not [x for x in capfd.readouterr().out.splitlines() if '"_aws"' in x]
 
 
 @pytest.mark.parametrize(
