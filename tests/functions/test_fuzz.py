@@ -89,6 +89,9 @@ def fuzz(
         max_examples=EXAMPLES[mode],
         deadline=None,
         database=None,
+        # The same cases every run: a CI failure reproduces, and the count of searches that
+        # get past validation (random draws gave 4 to 13 of 220) cannot fail by chance.
+        derandomize=True,
         suppress_health_check=list(HealthCheck),
         phases=[hypothesis.Phase.generate, hypothesis.Phase.shrink],
     )
