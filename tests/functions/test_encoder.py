@@ -71,3 +71,23 @@ def test_the_query_encoder_embeds_on_one_thread_unless_configured(model_dir: Pat
 
     assert threads(Settings(model_dir=model_dir)) == 1
     assert threads(Settings(model_dir=model_dir, query_threads=2)) == 2
+
+
+def test_services_in_one_process_share_one_session_per_export(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from functions.core.settings import Settings
+    from functions.preprocess.service import build_preprocessor
+
+    first = build_preprocessor(Settings(model_dir=model_dir)).encoder
+    assert build_preprocessor(Settings(model_dir=model_dir)).encoder is first
+    # Another export in the same folder (its manifest differs) is loaded afresh.
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir, copy)
+    again = build_preprocessor(Settings(model_dir=copy)).encoder
+    assert again is build_preprocessor(Settings(model_dir=copy)).encoder
+    manifest = copy / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"exported_at"', '"exported_at" ', 1))
+    assert build_preprocessor(Settings(model_dir=copy)).encoder is not again
