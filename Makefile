@@ -13,11 +13,10 @@ CDK := infra/node_modules/.bin/cdk
 CDK_ENV := PATH=$(abspath $(BIN)):$$PATH JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
 	CDK_DISABLE_CLI_TELEMETRY=true
 
-# The suite runs as four pytest processes sharing one exported model: one process for all of it
-# grew past 9 GB and was OOM-killed on the 24 GB machine (what accumulates is not yet found).
+# The suite runs as four pytest processes sharing one exported model (one process for all of it
+# grew past 9 GB), in two lanes side by side (.ci/test_lanes.py: functions then security,
+# infra + offline then frontend), each group with its own temporary folder.
 TEST_MODEL := build/test-model/all-MiniLM-L6-v2
-TEST_GROUPS := tests/frontend tests/functions "tests/infra tests/offline" \
-	"tests/security tests/test_dependency_audit.py tests/test_secrets.py"
 
 .PHONY: install install-offline system-deps demo test lint types check clean-home bench synth bootstrap model deploy destroy lock audit
 
@@ -52,10 +51,7 @@ demo: install-offline system-deps
 test: install system-deps $(CDK)
 	$(BIN)/python .ci/audit.py --lock $(LOCK) --unreachable warn
 	test -f $(TEST_MODEL)/manifest.json || $(BIN)/mmsearch export --out $(TEST_MODEL)
-	@status=0; for group in $(TEST_GROUPS); do \
-	  echo "== pytest $$group"; \
-	  MMSEARCH_TEST_MODEL_DIR=$(abspath $(TEST_MODEL)) $(BIN)/python -m pytest $$group || status=1; \
-	done; exit $$status
+	MMSEARCH_TEST_MODEL_DIR=$(abspath $(TEST_MODEL)) $(BIN)/python .ci/test_lanes.py $(BIN)/python
 
 # After changing dependencies in pyproject.toml (or `pip install -U <pkg>` to raise one):
 # install what it adds (the old pins do not hold it back), then pin what is installed.
