@@ -33,6 +33,7 @@ def run_lane(number: int, groups: list[list[str]], python: str, failed: list[str
     for index, group in enumerate(groups):
         name = " ".join(group)
         basetemp = ROOT / "build" / "pytest" / f"lane{number}-{index}"
+        basetemp.parent.mkdir(parents=True, exist_ok=True)  # pytest makes only the last part
         started = time.monotonic()
         result = subprocess.run(
             [python, "-m", "pytest", *group, f"--basetemp={basetemp}", "-p", "no:cacheprovider"],
