@@ -61,7 +61,7 @@ def test_missing_or_tampered_model_is_a_clear_model_unavailable(
         TextEncoder.load(copy, verify=True)
 
 
-def test_the_query_encoder_embeds_on_one_thread_unless_configured(model_dir: Path) -> None:
+def test_the_query_encoder_takes_the_configured_threads(model_dir: Path) -> None:
     from functions.core.settings import Settings
     from functions.preprocess.service import build_preprocessor
 
@@ -69,8 +69,8 @@ def test_the_query_encoder_embeds_on_one_thread_unless_configured(model_dir: Pat
         options = build_preprocessor(settings).encoder._session.get_session_options()
         return int(options.intra_op_num_threads)
 
-    assert threads(Settings(model_dir=model_dir)) == 1
-    assert threads(Settings(model_dir=model_dir, query_threads=2)) == 2
+    assert threads(Settings(model_dir=model_dir)) == 0  # onnxruntime's default: every core
+    assert threads(Settings(model_dir=model_dir, query_threads=1)) == 1
 
 
 def test_services_in_one_process_share_one_session_per_export(
