@@ -340,7 +340,7 @@ def _measure_in_process(context: BenchContext, queries_file: Path) -> dict[str, 
     """`in_process.py` in its own process on the home's stores (no server holds them now)."""
     args = [sys.executable, "-m", "offline.bench.in_process", "--queries", str(queries_file)]
     args += ["--count", str(IN_PROCESS_QUERIES)]
-    env = context.env(MMSEARCH_ENCODER_THREADS=str(QUERY_THREADS))
+    env = context.env(MMSEARCH_QUERY_THREADS=str(QUERY_THREADS))
     result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(f"in-process queries failed: {result.stderr[-1500:]}")
