@@ -15,7 +15,8 @@ CDK_ENV := PATH=$(abspath $(BIN)):$$PATH JSII_SILENCE_WARNING_END_OF_LIFE_NODE_V
 
 # The suite runs as four pytest processes sharing one exported model (one process for all of it
 # grew past 9 GB), in two lanes side by side (.ci/test_lanes.py: functions then security,
-# infra + offline then frontend), each group with its own temporary folder.
+# infra + offline then frontend), each group with its own temporary folder; query encoders on one
+# thread, as on a busy box (two lanes share the two cores).
 TEST_MODEL := build/test-model/all-MiniLM-L6-v2
 
 .PHONY: install install-offline system-deps demo test lint types check clean-home bench synth bootstrap model deploy destroy lock audit
@@ -51,7 +52,8 @@ demo: install-offline system-deps
 test: install system-deps $(CDK)
 	$(BIN)/python .ci/audit.py --lock $(LOCK) --unreachable warn
 	test -f $(TEST_MODEL)/manifest.json || $(BIN)/mmsearch export --out $(TEST_MODEL)
-	MMSEARCH_TEST_MODEL_DIR=$(abspath $(TEST_MODEL)) $(BIN)/python .ci/test_lanes.py $(BIN)/python
+	MMSEARCH_TEST_MODEL_DIR=$(abspath $(TEST_MODEL)) MMSEARCH_QUERY_THREADS=1 \
+	  $(BIN)/python .ci/test_lanes.py $(BIN)/python
 
 # After changing dependencies in pyproject.toml (or `pip install -U <pkg>` to raise one):
 # install what it adds (the old pins do not hold it back), then pin what is installed.

@@ -61,7 +61,9 @@ def test_missing_or_tampered_model_is_a_clear_model_unavailable(
         TextEncoder.load(copy, verify=True)
 
 
-def test_the_query_encoder_takes_the_configured_threads(model_dir: Path) -> None:
+def test_the_query_encoder_takes_the_configured_threads(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from functions.core.settings import Settings
     from functions.preprocess.service import build_preprocessor
 
@@ -69,6 +71,7 @@ def test_the_query_encoder_takes_the_configured_threads(model_dir: Path) -> None
         options = build_preprocessor(settings).encoder._session.get_session_options()
         return int(options.intra_op_num_threads)
 
+    monkeypatch.delenv("MMSEARCH_QUERY_THREADS", raising=False)  # `make test` sets 1
     assert threads(Settings(model_dir=model_dir)) == 0  # onnxruntime's default: every core
     assert threads(Settings(model_dir=model_dir, query_threads=1)) == 1
 
