@@ -332,11 +332,10 @@ class SearchService:
         query = normalize_text(request.query, self._max_query_chars)
         text_vector = image_vector = None
         if matching.space != "image" and matching.kind != "bm25":
-            text_vector = _once(
-                lambda: embedder.embed_query(qp.query_prefix + query, matching.model)
-            )
+            text = qp.query_prefix + query
+            text_vector = lambda: embedder.embed_query(text, matching.model)  # noqa: E731
         if matching.space != "text":
-            image_vector = _once(lambda: embedder.embed_text_for_images(query))
+            image_vector = lambda: embedder.embed_text_for_images(query)  # noqa: E731
         return _Query(query, text_vector, image_vector)
 
     def _stored_vectors(self, collection: str, ids: list[str]) -> dict[str, np.ndarray]:
@@ -377,6 +376,7 @@ class _RequestEmbedder:
         self._embedder = embedder
         self._vectors: dict[tuple[str, str, str | None], np.ndarray] = {}
         self._lock = threading.Lock()
+        self._memo_lock = threading.Lock()
         self.seconds = 0.0
 
     def timed(self, compute: Callable[[], _T]) -> _T:
@@ -390,10 +390,12 @@ class _RequestEmbedder:
     def _memo(
         self, key: tuple[str, str, str | None], compute: Callable[[], np.ndarray]
     ) -> np.ndarray:
-        found = self._vectors.get(key)
-        if found is None:
-            found = self._vectors[key] = self.timed(compute)
-        return found
+        # Under the lock: two threads of one request asking for the same vector embed it once.
+        with self._memo_lock:
+            found = self._vectors.get(key)
+            if found is None:
+                found = self._vectors[key] = self.timed(compute)
+            return found
 
     def embed_query(self, text: str, model: str | None = None) -> np.ndarray:
         return self._memo(("text", text, model), lambda: self._embedder.embed_query(text, model))
@@ -403,20 +405,6 @@ class _RequestEmbedder:
 
     def embed_text_for_images(self, text: str) -> np.ndarray:
         return self._memo(("image", text, None), lambda: self._embedder.embed_text_for_images(text))
-
-
-def _once(compute: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
-    """`compute`, run on the first call only (from whichever thread calls first)."""
-    lock = threading.Lock()
-    done: list[np.ndarray] = []
-
-    def value() -> np.ndarray:
-        with lock:
-            if not done:
-                done.append(compute())
-            return done[0]
-
-    return value
 
 
 @dataclass(frozen=True)
