@@ -79,7 +79,7 @@ def measure(queries: Sequence[str]) -> dict[str, Any]:
     result: dict[str, Any] = {
         "queries": len(queries),
         "top_k": TOP_K,
-        "encoder_threads": settings.query_threads,
+        "query_threads": settings.query_threads,
     }
     for name, experiment in KINDS.items():
         body: dict[str, Any] = {"query": "", "top_k": TOP_K}

@@ -263,7 +263,7 @@ def _in_process_rows(in_process: dict[str, Any]) -> list[str]:
         match = (figures.get("experiments") or {}).get("match")
         rows.append(
             f"| mmsearch in-process, {label} ({match}; SearchService.search, no HTTP, "
-            f"{in_process.get('queries')} queries, {in_process.get('encoder_threads')} threads) "
+            f"{in_process.get('queries')} queries, {in_process.get('query_threads')} threads) "
             f"| | {figures['p50_ms']} (stages p50: {split}) |"
         )
     return rows

@@ -37,7 +37,7 @@ def _full_results(**changes: Any) -> dict[str, Any]:
         "overhead_ratio": 1.2,
         "in_process": {
             "queries": 200,
-            "encoder_threads": 2,
+            "query_threads": 2,
             "dense": {"p50_ms": 5.0, "stage_p50_ms": {}, "experiments": {"match": "dense"}},
             "default": {"p50_ms": 8.0, "stage_p50_ms": {}, "experiments": {"match": "hybrid"}},
         },
