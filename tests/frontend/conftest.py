@@ -133,8 +133,10 @@ def page(browser: Any, server: str) -> Iterator[Any]:
 def shot(page: Any, name: str) -> Path:
     """A full-page screenshot under test-artifacts/screenshots/, once every image has loaded."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    # Thumbnails load lazily: bring each into view so the full-page picture shows them.
-    for image in page.locator(".image-hit img").all():
+    # Every picture loads lazily (image hits' thumbnails, a declared scene's item images):
+    # bring each visible one into view, one call at a time so the browser gets a frame to
+    # start its load, or the full-page picture waits on an image never asked for.
+    for image in page.locator("img[src] >> visible=true").all():
         image.scroll_into_view_if_needed()
     page.wait_for_function(
         "() => [...document.images].filter(i => i.getAttribute('src') && i.checkVisibility())"
