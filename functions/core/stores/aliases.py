@@ -127,11 +127,11 @@ class LiteAliases:
 
 def open_aliases(settings: Settings) -> CollectionAliases:
     """The alias keeper for the Milvus named by `settings`."""
-    from pymilvus import MilvusClient
+    from functions.core.stores.milvus_client import milvus_client
 
     uri = settings.resolved_milvus_uri
     token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
-    client = MilvusClient(uri=uri, token=token, timeout=settings.batch_timeout_s)
+    client = milvus_client(uri, token, settings.batch_timeout_s)
     return LiteAliases(client) if "://" not in uri else NativeAliases(client)
 
 

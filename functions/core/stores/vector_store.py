@@ -266,12 +266,10 @@ class MilvusVectorStore:
             return self._client
         with self._lock:
             if self._client is None:
-                from pymilvus import MilvusClient
+                from functions.core.stores.milvus_client import milvus_client
 
                 try:
-                    self._client = MilvusClient(
-                        uri=self._uri, token=self._token or "", timeout=self._timeout
-                    )
+                    self._client = milvus_client(self._uri, self._token or "", self._timeout)
                 except Exception as exc:
                     raise StoreUnavailable(f"Milvus is unreachable: {_short(exc)}") from exc
             return self._client
