@@ -439,7 +439,8 @@ def _measure_scale(
         args += ["--mongo-uri", mongo.uri, "--milvus-uri", str(milvus)]
         args += ["--corpus", str(corpus_file), "--size", str(size), "--prefix", prefix]
         args += ["--marker", str(cache / "complete.json")]
-        built = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        # A first 1M build took ~60 min on a busy 2-core machine: the bound only catches a hang.
+        built = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=4 * 3600)
         if built.returncode != 0:
             raise RuntimeError(f"building the {size} collection failed: {built.stderr[-1500:]}")
         build = json.loads(built.stdout.strip().splitlines()[-1])

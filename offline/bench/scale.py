@@ -32,6 +32,9 @@ from offline.bench.corpus import BigramModel, distinct_samples
 SYNTHETIC = "bigram"  # the scale rows' label for how their texts were made
 SEED = 7
 NOISE = 0.02
+# Building or loading the index of a million rows takes minutes on 2 cores (606 s once, on a
+# busy machine): each store call of a build may take up to an hour.
+CALL_TIMEOUT_S = 3600.0
 
 
 def fetch_vectors(store: MilvusVectorStore, collection: str, ids: Sequence[str]) -> np.ndarray:
@@ -184,13 +187,13 @@ def main() -> None:
         print(json.dumps({"build_s": 0.0, "cached": True}))
         return
     documents = [json.loads(line) for line in args.corpus.read_text(encoding="utf-8").splitlines()]
-    home = open_vector_store(Settings(home=args.home, store_timeout_s=600))
+    home = open_vector_store(Settings(home=args.home, store_timeout_s=CALL_TIMEOUT_S))
     started = time.perf_counter()
     base = fetch_vectors(home, "mmsearch_qa", [d["id"] for d in documents])
     target = home
     if args.milvus_uri:
         target = open_vector_store(
-            Settings(home=args.home, milvus_uri=args.milvus_uri, store_timeout_s=600)
+            Settings(home=args.home, milvus_uri=args.milvus_uri, store_timeout_s=CALL_TIMEOUT_S)
         )
     wordnet = [json.loads(line) for line in corpus.wordnet_records(args.corpus.parent)]
     client: MongoClient[dict[str, Any]] = MongoClient(args.mongo_uri)
