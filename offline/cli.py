@@ -539,10 +539,14 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         settings = settings.model_copy(update={"debug_open": False})
     if settings.writes is None and host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
         settings = settings.model_copy(update={"writes": False})  # MMSEARCH_WRITES=true opens
+    from offline.warm import Warmup
+
+    warmup = Warmup(settings, lambda line: console.print(line))
     try:
-        asgi = create_app(settings, static_dir=FRONTEND_DIR)
+        asgi = create_app(settings, static_dir=FRONTEND_DIR, loading=warmup.pending)
     except ServiceError as exc:
         raise _fail(f"{exc}. Run `mmsearch export` (or `make demo`) first.") from None
+    warmup.start()  # Milvus loads the collections while the server starts
     console.print(f"serving on [bold]http://{host}:{port}[/bold] (API docs at /docs)")
     if host.strip("[]") in ("0.0.0.0", "::") and not settings.allowed_hosts:
         console.print("only 127.0.0.1/localhost names are answered: set MMSEARCH_ALLOWED_HOSTS")

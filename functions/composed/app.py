@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,13 @@ from functions.core.models.image_space import clip_model_dir
 from functions.core.settings import Settings
 
 
-def create_app(settings: Settings, static_dir: Path | None = None) -> FastAPI:
-    """The composed API, plus the page from `static_dir` at `/`."""
+def create_app(
+    settings: Settings,
+    static_dir: Path | None = None,
+    loading: Callable[[], list[str]] | None = None,
+) -> FastAPI:
+    """The composed API, plus the page from `static_dir` at `/`; `loading` names the
+    collections Milvus is still loading (the local server's warm-up), reported by health."""
     preprocessor, routes = composed_routes(settings)
     app = create_api(
         "mmsearch",
@@ -30,12 +36,15 @@ def create_app(settings: Settings, static_dir: Path | None = None) -> FastAPI:
         encoder = preprocessor.encoder
         folder = clip_model_dir(settings)
         image_space = f"CLIP ({folder.name})" if folder else "tiny-image descriptor (no CLIP model)"
-        return {
+        answer: dict[str, Any] = {
             "status": "ok",
             "model": encoder.name,
             "dim": encoder.dim,
             "image_space": image_space,
         }
+        if loading is not None and (pending := loading()):
+            answer["loading"] = pending  # searches of these answer 503 until they are loaded
+        return answer
 
     if static_dir is not None:
         # Image originals and thumbnails written by `mmsearch index --scene t2i`.

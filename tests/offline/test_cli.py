@@ -122,6 +122,11 @@ def server(env: dict[str, str]) -> Iterator[str]:
 
 
 def test_local_server_serves_page_api_and_docs_on_one_origin(server: str) -> None:
+    # Milvus loads the home's collections as the server starts; health lists them until then.
+    deadline = time.monotonic() + 60
+    while "loading" in httpx.get(f"{server}/v1/health").json():
+        assert time.monotonic() < deadline, "the collections never finished loading"
+        time.sleep(0.2)
     page = httpx.get(f"{server}/")
     assert page.status_code == 200 and "<html" in page.text.lower()
     assert httpx.get(f"{server}/config.json").json() == {"apiBaseUrl": ""}
