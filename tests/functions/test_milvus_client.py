@@ -1,6 +1,6 @@
 """Milvus Lite's channel carries no keepalive pings (functions/core/stores/milvus_client.py):
-with pymilvus' 55 s pings, a gRPC server with default settings cut any call longer than about
-230 s ("Too many pings"), a million-row index build among them. A server URI keeps them."""
+with pymilvus' 55 s pings, a gRPC server with default settings cuts a call that lasts minutes
+("Too many pings"), a million-row index build among them. A server URI keeps them."""
 
 from __future__ import annotations
 
