@@ -66,6 +66,9 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, model_dir: Path, mongo_server: Any, milvus_path: str
 ) -> Iterator[str]:
     """The composed app on a free port, with the QA and image corpora indexed once."""
+    # As `mmsearch serve` sets it: no CloudWatch metric lines in the test log.
+    environment = pytest.MonkeyPatch()
+    environment.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     settings = Settings(
         home=tmp_path_factory.mktemp("page-home"),
         model_dir=model_dir,
@@ -94,6 +97,7 @@ def server(
     yield f"http://127.0.0.1:{port}"
     uvicorn_server.should_exit = True
     thread.join(timeout=10)
+    environment.undo()
 
 
 @pytest.fixture(scope="session")
