@@ -21,7 +21,6 @@ from typing import Any
 KEEPALIVE = "grpc.keepalive_time_ms"
 
 _installed = threading.Lock()
-_done = False
 
 
 class _GrpcWithoutSocketKeepalive:
@@ -43,15 +42,11 @@ class _GrpcWithoutSocketKeepalive:
 def without_socket_keepalive() -> None:
     """Make pymilvus open Unix-socket channels (Milvus Lite) without keepalive pings; once
     per process, before any client connects."""
-    global _done
-    with _installed:
-        if _done:
-            return
-        from pymilvus.client import grpc_handler
+    from pymilvus.client import grpc_handler
 
+    with _installed:
         if not isinstance(grpc_handler.grpc, _GrpcWithoutSocketKeepalive):
             grpc_handler.grpc = _GrpcWithoutSocketKeepalive(grpc_handler.grpc)
-        _done = True
 
 
 def milvus_client(uri: str, token: str = "", timeout: float | None = None) -> Any:
